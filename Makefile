@@ -1,0 +1,82 @@
+# nnlua - build, test and benchmark.
+#   make              build/nnlua, build/libnnlua.a, build/nn.so (Lua module)
+#   make test         install missing Debian packages (as root), build, run
+#                     every test; ends with "N passed, N failed"
+#   make test SANITIZE=1   the same under AddressSanitizer + UBSan (build-asan/)
+#   make deps         only check/install the Debian packages
+#   make clean
+
+CC      ?= gcc
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+BUILD   := build-asan
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else
+BUILD   := build
+OPT     := -O2 -g
+endif
+
+LUA_CFLAGS := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+LUA_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+BLAS_LIBS  := -lopenblas
+
+CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -fPIC -Wall -Wextra \
+           $(OPT) $(LUA_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS := -fopenmp $(OPT)
+LIBS    := $(LUA_LIBS) $(BLAS_LIBS) -lm -ldl
+
+RUNTIME_SRC := $(wildcard runtime/*.c)
+BINDING_SRC := $(filter-out lua/nnlua.c,$(wildcard lua/*.c))
+LUA_LIB_SRC := $(sort $(wildcard lua/nn/*.lua))
+RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/%.o)
+BINDING_OBJ := $(BINDING_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/lua_sources.o
+C_TESTS     := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
+
+.PHONY: all test deps clean check-c check-lua
+all: $(BUILD)/nnlua $(BUILD)/libnnlua.a $(BUILD)/nn.so $(C_TESTS)
+
+$(BUILD)/%.o: %.c $(wildcard runtime/*.h lua/*.h include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tools/embed_lua: tools/embed_lua.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra $< -o $@
+
+$(BUILD)/gen/lua_sources.c: $(BUILD)/tools/embed_lua $(LUA_LIB_SRC)
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed_lua $@ $(LUA_LIB_SRC)
+
+$(BUILD)/gen/lua_sources.o: $(BUILD)/gen/lua_sources.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# The static library holds the runtime, the binding and the embedded Lua
+# library: everything an embedding program needs besides Lua and BLAS.
+$(BUILD)/libnnlua.a: $(RUNTIME_OBJ) $(BINDING_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libnnruntime.a: $(RUNTIME_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/nnlua: $(BUILD)/lua/nnlua.o $(BUILD)/libnnlua.a
+	$(CC) $(LDFLAGS) $^ -o $@ $(LIBS)
+
+# Lua module for a stock lua5.4: require "nn" finds build/nn.so on cpath.
+$(BUILD)/nn.so: $(RUNTIME_OBJ) $(BINDING_OBJ)
+	$(CC) -shared $(LDFLAGS) $^ -o $@ $(BLAS_LIBS) -lm
+
+$(BUILD)/tests/%: tests/c/%.c tests/c/check.h $(BUILD)/libnnruntime.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libnnruntime.a $(LDFLAGS) $(BLAS_LIBS) -lm
+
+deps:
+	@bash tools/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all SANITIZE=$(SANITIZE)
+	@bash tools/run_tests.sh $(BUILD)
+
+clean:
+	rm -rf build build-asan
