@@ -248,7 +248,8 @@ static const luaL_Reg core_fns[] = {{"manual_seed", l_manual_seed},
 
 /* ---- The embedded Lua library ---- */
 
-/* package.preload loader: loads the embedded chunk named by upvalue 1. */
+/* package.preload loader: runs the embedded chunk named by upvalue 1 with
+ * arguments (module name, core table). */
 static int l_load_embedded(lua_State *L) {
   const nn_embedded *e = lua_touserdata(L, lua_upvalueindex(1));
   char chunkname[128];
@@ -256,7 +257,8 @@ static int l_load_embedded(lua_State *L) {
   if (luaL_loadbufferx(L, e->src, e->len, chunkname, "t") != LUA_OK)
     return lua_error(L);
   lua_pushstring(L, e->name);
-  lua_call(L, 1, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, "nn.core");
+  lua_call(L, 2, 1);
   return 1;
 }
 
@@ -271,8 +273,8 @@ static void preload_embedded(lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* luaopen_nn: builds the core table (C functions), stores it as
- * package.loaded["nn.core"], and returns the result of the embedded
+/* luaopen_nn: builds the core table (C functions), hands it to the
+ * embedded Lua modules, and returns the result of the embedded
  * nn/init.lua, which assembles the public `nn` table. */
 int luaopen_nn(lua_State *L) {
   nn_ctx *ctx = lua_newuserdatauv(L, sizeof *ctx, 0);
@@ -296,6 +298,10 @@ int luaopen_nn(lua_State *L) {
   l_open_loss(L, core, ctx_idx);
   l_open_optim(L, core, ctx_idx);
 
+  /* The core table goes to the embedded modules as their second argument
+   * (also package.loaded["nn.core"]). */
+  lua_pushvalue(L, core);
+  lua_setfield(L, LUA_REGISTRYINDEX, "nn.core");
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_pushvalue(L, core);
   lua_setfield(L, -2, "nn.core");

@@ -1,0 +1,584 @@
+-- nn.module: the Module base class, the class mechanism, the wrapper of C
+-- layers (CModule) and the Sequential container.
+--
+-- A module is a Lua table whose metatable is its class.  It owns named
+-- parameters (tensors with gradients) and buffers, and child modules.  The
+-- protocol is Torch7's: forward(x) -> y, backward(x, grad_y) -> grad_x
+-- accumulating parameter gradients; names and state_dict keys are PyTorch's.
+local _, core = ...
+
+local M = {}
+
+local Module = {}
+Module.__index = Module
+Module.__name = "Module"
+Module._is_module = true
+
+-- Raises a Lua-style argument error from a Lua function: "bad argument #n to
+-- 'fname' (msg)", blamed on the caller of the function at `level`.
+local function argerror(n, fname, msg, level)
+  error(string.format("bad argument #%d to '%s' (%s)", n, fname, msg),
+        (level or 2) + 1)
+end
+M.argerror = argerror
+
+-- The type name used in errors: "nn.Tensor", "Linear", "number".
+local function typename(v)
+  if core.is_tensor and core.is_tensor(v) then return "nn.Tensor" end
+  if type(v) == "table" and v._is_module then return v.__name end
+  return type(v)
+end
+M.typename = typename
+
+-- True when m is a module (an instance of Module or of a subclass).
+local function is_module(m)
+  return type(m) == "table" and rawget(m, "_params") ~= nil and m._is_module == true
+end
+M.is_module = is_module
+
+-- Module:extend(name) -> a new class inheriting from self.  Calling the
+-- class, Class(...), makes an instance and runs Class:init(...).
+-- Metamethods (__tostring, __call, ...) are inherited by copy.
+function Module:extend(name)
+  local cls = {}
+  for k, v in pairs(self) do
+    if type(k) == "string" and k:sub(1, 2) == "__" then cls[k] = v end
+  end
+  cls.__index = cls
+  cls.__name = name or self.__name
+  cls.super = self
+  return setmetatable(cls, {
+    __index = self,
+    __call = function(c, ...) return c.new(c, ...) end,
+    __tostring = function(c) return "class " .. c.__name end,
+  })
+end
+
+-- Module.new(cls, ...): the default constructor: a fresh instance whose
+-- init(...) is run.
+function Module.new(cls, ...)
+  local o = M.instance(cls)
+  o:init(...)
+  return o
+end
+
+-- A bare instance of cls with the fields every module has.
+function M.instance(cls)
+  return setmetatable({training = true, _params = {}, _buffers = {}, _modules = {}}, cls)
+end
+
+-- Subclasses override init(...) to set up their fields and parameters.
+function Module:init() end
+
+-- forward(x) -> output; subclasses implement it.
+function Module:forward()
+  error(self.__name .. ": forward is not implemented", 2)
+end
+
+-- backward(x, grad_output) -> grad_input; subclasses implement it.
+function Module:backward()
+  error(self.__name .. ": backward is not implemented", 2)
+end
+
+-- m(x) is m:forward(x).
+function Module:__call(...) return self:forward(...) end
+
+-- The module's type name ("Conv2d", "Sequential" or a Lua class's name).
+function Module:type() return self.__name end
+
+-- register_parameter(name, t): t becomes a parameter (gets a zero gradient
+-- and requires_grad); returns t.
+function Module:register_parameter(name, t)
+  if type(name) ~= "string" then argerror(1, "register_parameter", "string expected, got " .. type(name)) end
+  if not core.is_tensor(t) then argerror(2, "register_parameter", "nn.Tensor expected, got " .. typename(t)) end
+  t:requires_grad_(true)
+  for _, p in ipairs(self._params) do
+    if p.name == name then p.t = t; return t end
+  end
+  self._params[#self._params + 1] = {name = name, t = t}
+  return t
+end
+
+-- register_buffer(name, t): a named tensor saved in state_dict without a
+-- gradient (e.g. running statistics); returns t.
+function Module:register_buffer(name, t)
+  if type(name) ~= "string" then argerror(1, "register_buffer", "string expected, got " .. type(name)) end
+  if not core.is_tensor(t) then argerror(2, "register_buffer", "nn.Tensor expected, got " .. typename(t)) end
+  for _, b in ipairs(self._buffers) do
+    if b.name == name then b.t = t; return t end
+  end
+  self._buffers[#self._buffers + 1] = {name = name, t = t}
+  return t
+end
+
+-- register_module(name, m): a named child, visited by parameters(),
+-- state_dict(), train() and friends; returns m.
+function Module:register_module(name, m)
+  if type(name) ~= "string" or name == "" or name:find(".", 1, true) then
+    argerror(1, "register_module", "a non-empty name without '.' expected")
+  end
+  if not is_module(m) then argerror(2, "register_module", "nn.Module expected, got " .. typename(m)) end
+  for _, c in ipairs(self._modules) do
+    if c.name == name then c.m = m; return m end
+  end
+  self._modules[#self._modules + 1] = {name = name, m = m}
+  return m
+end
+
+-- children() -> array of {name, module} in registration order.
+function Module:children()
+  local out = {}
+  for i, c in ipairs(self._modules) do out[i] = {c.name, c.m} end
+  return out
+end
+
+-- named_parameters() -> array of {name, tensor}: own parameters first, then
+-- each child's, with dotted names as PyTorch.
+function Module:named_parameters(prefix, out)
+  out = out or {}
+  prefix = prefix or ""
+  for _, p in ipairs(self._params) do out[#out + 1] = {prefix .. p.name, p.t} end
+  for _, c in ipairs(self:children()) do
+    c[2]:named_parameters(prefix .. c[1] .. ".", out)
+  end
+  return out
+end
+
+-- parameters() -> array of parameter tensors (frozen ones included).
+function Module:parameters()
+  local out = {}
+  for i, np in ipairs(self:named_parameters()) do out[i] = np[2] end
+  return out
+end
+
+-- named_buffers() -> array of {name, tensor}.
+function Module:named_buffers(prefix, out)
+  out = out or {}
+  prefix = prefix or ""
+  for _, b in ipairs(self._buffers) do out[#out + 1] = {prefix .. b.name, b.t} end
+  for _, c in ipairs(self:children()) do
+    c[2]:named_buffers(prefix .. c[1] .. ".", out)
+  end
+  return out
+end
+
+-- Entries of the state dict in PyTorch's order (per module: parameters,
+-- buffers, then children): array of {name, tensor}.
+function Module:state_entries(prefix, out)
+  out = out or {}
+  prefix = prefix or ""
+  for _, p in ipairs(self._params) do out[#out + 1] = {prefix .. p.name, p.t} end
+  for _, b in ipairs(self._buffers) do out[#out + 1] = {prefix .. b.name, b.t} end
+  for _, c in ipairs(self:children()) do
+    c[2]:state_entries(prefix .. c[1] .. ".", out)
+  end
+  return out
+end
+
+-- state_dict() -> table name -> tensor.  The tensors are the live
+-- parameters and buffers (as PyTorch's), so copy_ into them changes the
+-- model; clone them to keep a snapshot.
+function Module:state_dict()
+  local sd = {}
+  for _, e in ipairs(self:state_entries()) do sd[e[1]] = e[2] end
+  return sd
+end
+
+local function shape_str(t)
+  return "[" .. table.concat(t:shape(), ", ") .. "]"
+end
+M.shape_str = shape_str
+
+local function same_shape(a, b)
+  local sa, sb = a:shape(), b:shape()
+  if #sa ~= #sb then return false end
+  for i = 1, #sa do
+    if sa[i] ~= sb[i] then return false end
+  end
+  return true
+end
+
+-- load_state_dict(sd, {strict=true}) copies the tensors of sd into the
+-- module.  Raises, changing nothing, when an entry has the wrong shape or
+-- (strict) when keys are missing or unexpected, naming every one of them.
+-- Returns {missing_keys=, unexpected_keys=}.
+function Module:load_state_dict(sd, opts)
+  if type(sd) ~= "table" then argerror(1, "load_state_dict", "table expected, got " .. typename(sd)) end
+  if opts ~= nil and type(opts) ~= "table" then argerror(2, "load_state_dict", "table expected, got " .. type(opts)) end
+  local strict = true
+  if opts and opts.strict ~= nil then strict = opts.strict end
+  local entries = self:state_entries()
+  local own, missing, unexpected, problems = {}, {}, {}, {}
+  for _, e in ipairs(entries) do
+    own[e[1]] = e[2]
+    local v = sd[e[1]]
+    if v == nil then
+      missing[#missing + 1] = '"' .. e[1] .. '"'
+    elseif not core.is_tensor(v) then
+      problems[#problems + 1] = string.format("entry %s is a %s, not a tensor", e[1], typename(v))
+    elseif not same_shape(v, e[2]) then
+      problems[#problems + 1] = string.format(
+        "size mismatch for %s: copying a param with shape %s from checkpoint, the shape in current model is %s",
+        e[1], shape_str(v), shape_str(e[2]))
+    end
+  end
+  for k in pairs(sd) do
+    if own[k] == nil then unexpected[#unexpected + 1] = '"' .. tostring(k) .. '"' end
+  end
+  table.sort(unexpected)
+  local lines = {}
+  if strict and #missing > 0 then
+    lines[#lines + 1] = "Missing key(s) in state_dict: " .. table.concat(missing, ", ") .. "."
+  end
+  if strict and #unexpected > 0 then
+    lines[#lines + 1] = "Unexpected key(s) in state_dict: " .. table.concat(unexpected, ", ") .. "."
+  end
+  for _, p in ipairs(problems) do lines[#lines + 1] = p .. "." end
+  if #lines > 0 then
+    error("Error(s) in loading state_dict for " .. self.__name .. ":\n\t" ..
+          table.concat(lines, "\n\t"), 2)
+  end
+  for _, e in ipairs(entries) do
+    local v = sd[e[1]]
+    if v ~= nil and v ~= e[2] then e[2]:copy_(v) end
+  end
+  local strip = function(list)
+    local out = {}
+    for i, s in ipairs(list) do out[i] = s:sub(2, -2) end
+    return out
+  end
+  return {missing_keys = strip(missing), unexpected_keys = strip(unexpected)}
+end
+
+-- zero_grad(): zeroes the gradient of every parameter.
+function Module:zero_grad()
+  for _, np in ipairs(self:named_parameters()) do
+    local g = np[2]:grad()
+    if g then g:zero_() end
+  end
+end
+
+-- train([mode=true]) / eval(): sets training mode recursively; returns self.
+function Module:train(mode)
+  if mode == nil then mode = true end
+  self.training = mode and true or false
+  if self._c then self._c:train(self.training) end
+  for _, c in ipairs(self:children()) do c[2]:train(self.training) end
+  return self
+end
+
+function Module:eval() return self:train(false) end
+
+-- Sets requires_grad on every parameter whose dotted name matches the Lua
+-- pattern (all when pattern is nil).
+local function set_requires_grad(self, flag, pattern, fname)
+  if pattern ~= nil and type(pattern) ~= "string" then
+    argerror(1, fname, "string pattern expected, got " .. type(pattern), 3)
+  end
+  local n = 0
+  for _, np in ipairs(self:named_parameters()) do
+    if pattern == nil or np[1]:find(pattern) then
+      np[2]:requires_grad_(flag)
+      n = n + 1
+    end
+  end
+  if pattern ~= nil and n == 0 then
+    error(string.format("%s: no parameter name matches '%s'", fname, pattern), 3)
+  end
+  return self
+end
+
+-- freeze([pattern]): frozen parameters get no gradient and are skipped by
+-- optimizers.  unfreeze([pattern]) undoes it.  Both return self.
+function Module:freeze(pattern) return set_requires_grad(self, false, pattern, "freeze") end
+function Module:unfreeze(pattern) return set_requires_grad(self, true, pattern, "unfreeze") end
+
+-- num_parameters([trainable_only]) -> total element count.
+function Module:num_parameters(trainable_only)
+  local n = 0
+  for _, p in ipairs(self:parameters()) do
+    if not trainable_only or p:requires_grad() then n = n + p:numel() end
+  end
+  return n
+end
+
+-- extra_repr() -> the text between the parentheses of tostring(m).
+function Module:extra_repr() return "" end
+
+-- tostring(m): PyTorch's module repr, children indented.
+function Module:__tostring()
+  local children = self:children()
+  local extra = self:extra_repr()
+  if #children == 0 then return self.__name .. "(" .. extra .. ")" end
+  local lines = {self.__name .. "("}
+  if extra ~= "" then lines[#lines + 1] = "  " .. extra end
+  for _, c in ipairs(children) do
+    local s = tostring(c[2]):gsub("\n", "\n  ")
+    lines[#lines + 1] = "  (" .. c[1] .. "): " .. s
+  end
+  lines[#lines + 1] = ")"
+  return table.concat(lines, "\n")
+end
+
+-- True for containers whose forward is the composition of their children, so
+-- summary() can descend into them.
+function Module:is_container() return false end
+
+local function human_bytes(b)
+  if b >= 1024 * 1024 then return string.format("%.2f MiB", b / (1024 * 1024)) end
+  if b >= 1024 then return string.format("%.1f KiB", b / 1024) end
+  return string.format("%d B", b)
+end
+
+-- summary(input_shape) -> string: one row per layer with its output shape,
+-- parameter count and activation memory per sample, then totals.
+-- input_shape is one sample's shape, without the batch ({1, 28, 28}); a
+-- batch of one is run in eval mode (the modes are restored afterwards).
+function Module:summary(input_shape, ...)
+  if type(input_shape) == "number" then input_shape = {input_shape, ...} end
+  if type(input_shape) ~= "table" or #input_shape == 0 then
+    argerror(1, "summary", "input shape table expected, e.g. {1, 28, 28}")
+  end
+  local shape = {1}
+  for i, v in ipairs(input_shape) do
+    if math.type(v) ~= "integer" or v <= 0 then
+      argerror(1, "summary", "size " .. i .. " must be a positive integer")
+    end
+    shape[#shape + 1] = v
+  end
+  -- remember modes to restore them
+  local modes = {}
+  local function save(m)
+    modes[m] = m.training
+    for _, c in ipairs(m:children()) do save(c[2]) end
+  end
+  save(self)
+  self:eval()
+  local rows = {}
+  local function trace(m, x, name)
+    if m:is_container() then
+      for _, c in ipairs(m:children()) do
+        x = trace(c[2], x, name == "" and c[1] or (name .. "." .. c[1]))
+      end
+      return x
+    end
+    local y = m:forward(x)
+    local own = 0
+    for _, p in ipairs(m:parameters()) do own = own + p:numel() end
+    local oshape = y:shape()
+    oshape[1] = -1
+    rows[#rows + 1] = {name = name ~= "" and name or "-", type = m.__name,
+                       shape = "[" .. table.concat(oshape, ", ") .. "]",
+                       params = own, act = y:numel() * 4}
+    return y
+  end
+  local ok, err = pcall(trace, self, core.zeros(shape), "")
+  for m, mode in pairs(modes) do
+    m.training = mode
+    if m._c then m._c:train(mode) end
+  end
+  if not ok then error(err, 2) end
+  local out = {}
+  local fmt = "%-22s %-18s %-22s %12s %12s"
+  local header = string.format(fmt, "Layer", "Type", "Output shape", "Params", "Act. memory")
+  out[1] = header
+  out[2] = string.rep("-", #header)
+  local act = 0
+  for _, r in ipairs(rows) do
+    out[#out + 1] = string.format(fmt, r.name, r.type, r.shape, tostring(r.params), human_bytes(r.act))
+    act = act + r.act
+  end
+  local total, trainable = self:num_parameters(), self:num_parameters(true)
+  out[#out + 1] = string.rep("-", #header)
+  out[#out + 1] = string.format("Total params: %d", total)
+  out[#out + 1] = string.format("Trainable params: %d", trainable)
+  out[#out + 1] = string.format("Non-trainable params: %d", total - trainable)
+  out[#out + 1] = "Params size: " .. human_bytes(total * 4)
+  out[#out + 1] = "Activation memory per sample (forward): " .. human_bytes(act)
+  return table.concat(out, "\n")
+end
+
+M.Module = Module
+
+---------------------------------------------------------------------------
+-- CModule: a module backed by a C layer (field _c, an nn.Layer userdata).
+
+local CModule = Module:extend("CModule")
+
+-- Makes an instance of cls around the C layer handle.
+function M.wrap_layer(cls, handle)
+  local o = M.instance(cls)
+  o._c = handle
+  local names, tensors = handle:params()
+  for i = 1, #names do o._params[i] = {name = names[i], t = tensors[i]} end
+  names, tensors = handle:buffers()
+  for i = 1, #names do o._buffers[i] = {name = names[i], t = tensors[i]} end
+  return o
+end
+
+function CModule:forward(x) return self._c:forward(x) end
+function CModule:backward(x, gy) return self._c:backward(x, gy) end
+function CModule:extra_repr() return self._c:extra_repr() end
+M.CModule = CModule
+
+-- Defines the class of a C layer; make(...) calls the C constructor (by
+-- field name, so argument errors name the layer).
+function M.layer_class(name, make)
+  local cls = CModule:extend(name)
+  function cls.new(c, ...)
+    local handle = make(...)
+    return M.wrap_layer(c, handle)
+  end
+  return cls
+end
+
+---------------------------------------------------------------------------
+-- Sequential
+
+local Sequential = Module:extend("Sequential")
+
+-- Sequential{m1, m2, ...} or Sequential(m1, m2, ...).
+function Sequential:init(...)
+  rawset(self, "_names", {})
+  local first = ...
+  local list = {...}
+  if select("#", ...) == 1 and type(first) == "table" and not is_module(first) then
+    list = first
+  end
+  for i = 1, #list do
+    if not is_module(list[i]) then
+      argerror(1, "Sequential", string.format("element %d is a %s, not a module", i, typename(list[i])), 4)
+    end
+    self:add(list[i])
+  end
+  local extra = {}
+  for k in pairs(list) do
+    if math.type(k) ~= "integer" or k < 1 or k > #list then extra[#extra + 1] = tostring(k) end
+  end
+  if #extra > 0 then
+    argerror(1, "Sequential", "unexpected key(s) " .. table.concat(extra, ", ") ..
+             " (give modules as an array; use seq:add(name, m) for names)", 4)
+  end
+end
+
+function Sequential:is_container() return true end
+
+-- add(m) or add(name, m): appends a child; returns self.
+function Sequential:add(a, b)
+  local name, m = nil, a
+  if b ~= nil then name, m = a, b end
+  if name ~= nil then
+    if type(name) ~= "string" or name == "" or name:find(".", 1, true) or tonumber(name) then
+      argerror(1, "add", "name must be a non-empty string without '.' that is not a number")
+    end
+    if Sequential[name] ~= nil then
+      argerror(1, "add", "name '" .. name .. "' is a method of Sequential")
+    end
+    for i = 1, #self do
+      if rawget(self, "_names")[i] == name then argerror(1, "add", "duplicate name '" .. name .. "'") end
+    end
+  end
+  if not is_module(m) then
+    argerror(b ~= nil and 2 or 1, "add", "nn.Module expected, got " .. typename(m))
+  end
+  local n = #self + 1
+  rawset(self, n, m)
+  rawget(self, "_names")[n] = name
+  return self
+end
+
+-- children() -> {name, module} pairs: the given name, or the 0-based position
+-- as PyTorch.
+function Sequential:children()
+  local out, names = {}, rawget(self, "_names")
+  for i = 1, #self do out[i] = {names[i] or tostring(i - 1), rawget(self, i)} end
+  return out
+end
+
+-- seq.name reads a named child; seq.name = m replaces it.
+Sequential.__index = function(t, k)
+  local v = Sequential[k]
+  if v ~= nil then return v end
+  if type(k) == "string" then
+    local names = rawget(t, "_names")
+    if names then
+      for i = 1, #t do
+        if names[i] == k then return rawget(t, i) end
+      end
+    end
+  end
+  return nil
+end
+
+Sequential.__newindex = function(t, k, v)
+  if math.type(k) == "integer" then
+    if k ~= #t + 1 then
+      error(string.format("Sequential index %d out of range 1..%d", k, #t + 1), 2)
+    end
+    if not is_module(v) then error("Sequential: a child must be a module, got " .. typename(v), 2) end
+    rawset(t, k, v)
+    return
+  end
+  local names = rawget(t, "_names")
+  if names and type(k) == "string" then
+    for i = 1, #t do
+      if names[i] == k then
+        if not is_module(v) then error("Sequential: a child must be a module, got " .. typename(v), 2) end
+        rawset(t, i, v)
+        return
+      end
+    end
+  end
+  rawset(t, k, v)
+end
+
+-- Adds the child's position to an error raised inside it:
+-- "in module 3 (Conv2d) of Sequential: expected input ...".
+local function child_error(self, i, m, err)
+  if type(err) ~= "string" then return err end
+  local tn = m.__name
+  if err:sub(1, #tn + 2) == tn .. ": " then err = err:sub(#tn + 3) end
+  local names = rawget(self, "_names")
+  local where = names[i] and string.format("%d '%s'", i, names[i]) or tostring(i)
+  return string.format("in module %s (%s) of %s: %s", where, tn, self.__name, err)
+end
+
+-- forward(x): runs the children in order, keeping each child's input for
+-- backward.
+function Sequential:forward(x)
+  local inputs = {}
+  for i = 1, #self do
+    local m = rawget(self, i)
+    inputs[i] = x
+    local ok, y = pcall(m.forward, m, x)
+    if not ok then error(child_error(self, i, m, y), 0) end
+    x = y
+  end
+  rawset(self, "_inputs", inputs)
+  rawset(self, "_input", inputs[1])
+  return x
+end
+
+-- backward(x, gy): runs the children's backward in reverse order on the
+-- inputs saved by the last forward(x) (forward is rerun when x is another
+-- tensor); the saved activations are released afterwards.
+function Sequential:backward(x, gy)
+  local inputs = rawget(self, "_inputs")
+  if not inputs or rawget(self, "_input") ~= x then
+    self:forward(x)
+    inputs = rawget(self, "_inputs")
+  end
+  for i = #self, 1, -1 do
+    local m = rawget(self, i)
+    local ok, g = pcall(m.backward, m, inputs[i], gy)
+    if not ok then error(child_error(self, i, m, g), 0) end
+    gy = g
+  end
+  rawset(self, "_inputs", nil)
+  rawset(self, "_input", nil)
+  return gy
+end
+
+M.Sequential = Sequential
+
+return M

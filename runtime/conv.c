@@ -1,0 +1,444 @@
+/* conv.c - Conv2d: im2col + nn_gemm kernels and the layer around them. */
+#include "conv.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "layer.h"
+
+/* The weight gradient is reduced over the batch with one gemm per chunk of
+ * samples whose columns fit in about this many floats.  The chunking depends
+ * on the shapes only, never on the thread count. */
+#define DW_BUDGET ((int64_t)1 << 22)
+
+int64_t nn_conv_out_size(int64_t in, int k, int s, int p) {
+  int64_t span = in + 2 * (int64_t)p - k;
+  if (span < 0 || s <= 0) return 0;
+  return span / s + 1;
+}
+
+void nn_conv2d_geom_set(nn_conv2d_geom *g, int64_t n, int64_t cin, int64_t h,
+                        int64_t w, int64_t cout, int kh, int kw, int sh,
+                        int sw, int ph, int pw) {
+  g->n = n;
+  g->cin = cin;
+  g->h = h;
+  g->w = w;
+  g->cout = cout;
+  g->kh = kh;
+  g->kw = kw;
+  g->sh = sh;
+  g->sw = sw;
+  g->ph = ph;
+  g->pw = pw;
+  g->ho = nn_conv_out_size(h, kh, sh, ph);
+  g->wo = nn_conv_out_size(w, kw, sw, pw);
+}
+
+/* The output positions o in [*lo, *hi) whose input index o * s + off lies
+ * in [0, in), clamped to [0, out). */
+static void tap_range(int64_t off, int s, int64_t in, int64_t out, int64_t *lo,
+                      int64_t *hi) {
+  int64_t l = off < 0 ? (-off + s - 1) / s : 0;
+  int64_t h = in - 1 - off < 0 ? 0 : (in - 1 - off) / s + 1;
+  if (h > out) h = out;
+  if (l > h) l = h;
+  *lo = l;
+  *hi = h;
+}
+
+void nn_im2col(const nn_conv2d_geom *g, const float *x, float *col,
+               int64_t ldc) {
+  const int64_t ho = g->ho, wo = g->wo;
+  for (int64_t c = 0; c < g->cin; c++) {
+    for (int i = 0; i < g->kh; i++) {
+      int64_t oy_lo, oy_hi;
+      tap_range(i - g->ph, g->sh, g->h, ho, &oy_lo, &oy_hi);
+      for (int j = 0; j < g->kw; j++) {
+        int64_t ox_lo, ox_hi;
+        tap_range(j - g->pw, g->sw, g->w, wo, &ox_lo, &ox_hi);
+        float *dst = col + ((c * g->kh + i) * g->kw + j) * ldc;
+        for (int64_t oy = 0; oy < ho; oy++) {
+          float *d = dst + oy * wo;
+          if (oy < oy_lo || oy >= oy_hi) {
+            memset(d, 0, (size_t)wo * sizeof(float));
+            continue;
+          }
+          const float *row = x + (c * g->h + oy * g->sh + i - g->ph) * g->w;
+          int64_t ox = 0;
+          for (; ox < ox_lo; ox++) d[ox] = 0.0f;
+          if (g->sw == 1) {
+            memcpy(d + ox_lo, row + ox_lo + j - g->pw,
+                   (size_t)(ox_hi - ox_lo) * sizeof(float));
+            ox = ox_hi;
+          } else {
+            for (; ox < ox_hi; ox++) d[ox] = row[ox * g->sw + j - g->pw];
+          }
+          for (; ox < wo; ox++) d[ox] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+void nn_col2im(const nn_conv2d_geom *g, const float *col, int64_t ldc,
+               float *x) {
+  const int64_t wo = g->wo;
+  for (int64_t c = 0; c < g->cin; c++) {
+    for (int i = 0; i < g->kh; i++) {
+      int64_t oy_lo, oy_hi;
+      tap_range(i - g->ph, g->sh, g->h, g->ho, &oy_lo, &oy_hi);
+      for (int j = 0; j < g->kw; j++) {
+        int64_t ox_lo, ox_hi;
+        tap_range(j - g->pw, g->sw, g->w, wo, &ox_lo, &ox_hi);
+        const float *src = col + ((c * g->kh + i) * g->kw + j) * ldc;
+        for (int64_t oy = oy_lo; oy < oy_hi; oy++) {
+          const float *s = src + oy * wo;
+          float *row = x + (c * g->h + oy * g->sh + i - g->ph) * g->w;
+          for (int64_t ox = ox_lo; ox < ox_hi; ox++)
+            row[ox * g->sw + j - g->pw] += s[ox];
+        }
+      }
+    }
+  }
+}
+
+/* A 1x1 kernel with stride 1 and no padding: the columns are the image. */
+static int is_pointwise(const nn_conv2d_geom *g) {
+  return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 &&
+         g->pw == 0;
+}
+
+/* Samples per weight-gradient gemm (see DW_BUDGET). */
+static int64_t dw_chunk(const nn_conv2d_geom *g) {
+  int64_t per = (g->cin * g->kh * g->kw + g->cout) * g->ho * g->wo;
+  int64_t b = per > 0 ? DW_BUDGET / per : 1;
+  if (b > g->n) b = g->n;
+  return b < 1 ? 1 : b;
+}
+
+int64_t nn_conv2d_workspace_size(const nn_conv2d_geom *g, int nthreads) {
+  int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
+  int64_t slots = nthreads < 1 ? 1 : nthreads;
+  int64_t per_sample = slots * k * p;
+  int64_t dw = dw_chunk(g) * (k + g->cout) * p;
+  return per_sample > dw ? per_sample : dw;
+}
+
+/* y[c, :] += b[c] for one sample's output [cout, p]. */
+static void add_bias(const float *b, int64_t cout, int64_t p, float *y) {
+  for (int64_t c = 0; c < cout; c++) {
+    float *yc = y + c * p;
+    for (int64_t i = 0; i < p; i++) yc[i] += b[c];
+  }
+}
+
+/* Forward of sample n with gemm on `threads` threads and col as scratch. */
+static void forward_one(const nn_conv2d_geom *g, int threads, int64_t n,
+                        const float *x, const float *w, const float *b,
+                        float *y, float *col) {
+  int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
+  const float *xn = x + n * g->cin * g->h * g->w;
+  float *yn = y + n * g->cout * p;
+  if (is_pointwise(g)) {
+    col = (float *)xn; /* read only below */
+  } else {
+    nn_im2col(g, xn, col, p);
+  }
+  nn_gemm(threads, 0, 0, g->cout, p, k, 1.0f, w, k, col, p, 0.0f, yn, p);
+  if (b) add_bias(b, g->cout, p, yn);
+}
+
+void nn_conv2d_forward_kernel(int nthreads, const nn_conv2d_geom *g,
+                              const float *x, const float *w, const float *b,
+                              float *y, float *ws) {
+  int64_t slot = g->cin * g->kh * g->kw * g->ho * g->wo;
+  if (g->n <= 0 || slot == 0 || g->cout == 0) return;
+  if (nthreads > 1 && g->n < nthreads) {
+    /* Too few samples to go round: parallelise inside each gemm. */
+    for (int64_t n = 0; n < g->n; n++)
+      forward_one(g, nthreads, n, x, w, b, y, ws);
+    return;
+  }
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+  for (int64_t n = 0; n < g->n; n++)
+    forward_one(g, 1, n, x, w, b, y, ws + omp_get_thread_num() * slot);
+}
+
+/* gx for sample n: gcol = w^T gy_n, folded back into the image. */
+static void grad_input_one(const nn_conv2d_geom *g, int threads, int64_t n,
+                           const float *w, const float *gy, float *gx,
+                           float *col) {
+  int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
+  int64_t xs = g->cin * g->h * g->w;
+  const float *gyn = gy + n * g->cout * p;
+  float *gxn = gx + n * xs;
+  if (is_pointwise(g)) {
+    nn_gemm(threads, 1, 0, k, p, g->cout, 1.0f, w, k, gyn, p, 0.0f, gxn, p);
+    return;
+  }
+  nn_gemm(threads, 1, 0, k, p, g->cout, 1.0f, w, k, gyn, p, 0.0f, col, p);
+  memset(gxn, 0, (size_t)xs * sizeof(float));
+  nn_col2im(g, col, p, gxn);
+}
+
+/* gw += sum over samples of gy_n [cout, p] * col_n^T [p, k], one gemm per
+ * fixed chunk of samples whose columns sit side by side in ws. */
+static void grad_weight(int nthreads, const nn_conv2d_geom *g, const float *x,
+                        const float *gy, float *gw, float *ws) {
+  int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
+  int64_t chunk = dw_chunk(g);
+  float *col = ws, *gyc = ws + chunk * k * p;
+  for (int64_t n0 = 0; n0 < g->n; n0 += chunk) {
+    int64_t nb = g->n - n0 < chunk ? g->n - n0 : chunk;
+    int64_t ld = nb * p;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t s = 0; s < nb; s++) {
+      int64_t n = n0 + s;
+      nn_im2col(g, x + n * g->cin * g->h * g->w, col + s * p, ld);
+      const float *gyn = gy + n * g->cout * p;
+      for (int64_t c = 0; c < g->cout; c++)
+        memcpy(gyc + c * ld + s * p, gyn + c * p, (size_t)p * sizeof(float));
+    }
+    nn_gemm(nthreads, 0, 1, g->cout, k, ld, 1.0f, gyc, ld, col, ld, 1.0f, gw,
+            k);
+  }
+}
+
+/* gb[c] += sum of gy[:, c, :], each channel summed in a fixed order. */
+static void grad_bias(int nthreads, const nn_conv2d_geom *g, const float *gy,
+                      float *gb) {
+  int64_t p = g->ho * g->wo;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+  for (int64_t c = 0; c < g->cout; c++) {
+    double s = 0.0;
+    for (int64_t n = 0; n < g->n; n++) {
+      const float *src = gy + (n * g->cout + c) * p;
+      for (int64_t i = 0; i < p; i++) s += src[i];
+    }
+    gb[c] += (float)s;
+  }
+}
+
+void nn_conv2d_backward_kernel(int nthreads, const nn_conv2d_geom *g,
+                               const float *x, const float *w, const float *gy,
+                               float *gx, float *gw, float *gb, float *ws) {
+  int64_t slot = g->cin * g->kh * g->kw * g->ho * g->wo;
+  if (g->n <= 0) return;
+  if (slot == 0 || g->cout == 0) {
+    if (gx) memset(gx, 0, (size_t)(g->n * g->cin * g->h * g->w) * sizeof(float));
+    return;
+  }
+  if (gb) grad_bias(nthreads, g, gy, gb);
+  if (gw) grad_weight(nthreads, g, x, gy, gw, ws);
+  if (!gx) return;
+  if (nthreads > 1 && g->n < nthreads) {
+    for (int64_t n = 0; n < g->n; n++)
+      grad_input_one(g, nthreads, n, w, gy, gx, ws);
+    return;
+  }
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+  for (int64_t n = 0; n < g->n; n++)
+    grad_input_one(g, 1, n, w, gy, gx, ws + omp_get_thread_num() * slot);
+}
+
+/* ---- The Conv2d layer ---- */
+
+typedef struct conv2d {
+  nn_layer base;
+  int64_t cin, cout;
+  int kh, kw, sh, sw, ph, pw;
+  int bias;
+  float *ws; /* workspace reused across calls */
+  int64_t ws_size;
+} conv2d;
+
+/* Checks x ([N, cin, H, W] or [cin, H, W]) and fills g (n = 1 when
+ * unbatched). */
+static int input_geom(const conv2d *c, const nn_tensor *x, nn_conv2d_geom *g,
+                      nn_error *err) {
+  char got[160];
+  nn_tensor_shape_str(x, got, sizeof got);
+  if (x->ndim != 4 && x->ndim != 3)
+    return nn_seterr(err,
+                     "expected input of shape [N, %lld, H, W] or "
+                     "[%lld, H, W], got %s",
+                     (long long)c->cin, (long long)c->cin, got);
+  int batched = x->ndim == 4;
+  int64_t s[4] = {1, 0, 0, 0}; /* [N, C, H, W] with N = 1 when unbatched */
+  for (int i = 0; i < x->ndim; i++) s[4 - x->ndim + i] = x->shape[i];
+  if (s[1] != c->cin) {
+    if (batched)
+      return nn_seterr(err, "expected input of shape [N, %lld, H, W], got %s",
+                       (long long)c->cin, got);
+    return nn_seterr(err, "expected input of shape [%lld, H, W], got %s",
+                     (long long)c->cin, got);
+  }
+  nn_conv2d_geom_set(g, s[0], c->cin, s[2], s[3], c->cout,
+                     c->kh, c->kw, c->sh, c->sw, c->ph, c->pw);
+  if (g->ho <= 0 || g->wo <= 0)
+    return nn_seterr(err,
+                     "expected input with H >= %lld and W >= %lld "
+                     "(kernel_size=(%d, %d), padding=(%d, %d)), got %s",
+                     (long long)(c->kh - 2 * c->ph),
+                     (long long)(c->kw - 2 * c->pw), c->kh, c->kw, c->ph,
+                     c->pw, got);
+  return 0;
+}
+
+/* The output shape for input x (already checked) into shape; returns ndim. */
+static int output_shape(const nn_conv2d_geom *g, const nn_tensor *x,
+                        int64_t *shape) {
+  int k = 0;
+  if (x->ndim == 4) shape[k++] = g->n;
+  shape[k++] = g->cout;
+  shape[k++] = g->ho;
+  shape[k++] = g->wo;
+  return k;
+}
+
+static float *workspace(conv2d *c, const nn_conv2d_geom *g, nn_error *err) {
+  int64_t need = nn_conv2d_workspace_size(g, c->base.ctx->num_threads);
+  if (need > c->ws_size || !c->ws) {
+    nn_free_floats(c->ws);
+    c->ws_size = 0;
+    c->ws = nn_alloc_floats(need, err);
+    if (!c->ws) return NULL;
+    c->ws_size = need;
+  }
+  return c->ws;
+}
+
+static int conv2d_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
+                          nn_error *err) {
+  conv2d *c = (conv2d *)l;
+  nn_conv2d_geom g;
+  int64_t shape[4];
+  if (input_geom(c, x, &g, err)) return -1;
+  float *ws = workspace(c, &g, err);
+  if (!ws) return -1;
+  nn_tensor *out = nn_layer_output(l, output_shape(&g, x, shape), shape, err);
+  if (!out) return -1;
+  const nn_tensor *b = c->bias ? l->params[1].t : NULL;
+  nn_conv2d_forward_kernel(l->ctx->num_threads, &g, nn_data(x),
+                           nn_data(l->params[0].t), b ? nn_data(b) : NULL,
+                           nn_data(out), ws);
+  *y = out;
+  return 0;
+}
+
+/* The gradient buffer of param p, or NULL when it is frozen. */
+static float *grad_of(const nn_tensor *p) {
+  return p && p->requires_grad && p->grad ? nn_data(p->grad) : NULL;
+}
+
+static int conv2d_backward(nn_layer *l, nn_tensor *x, nn_tensor *gy,
+                           nn_tensor **gx, nn_error *err) {
+  conv2d *c = (conv2d *)l;
+  nn_conv2d_geom g;
+  int64_t shape[4];
+  if (input_geom(c, x, &g, err)) return -1;
+  int nd = output_shape(&g, x, shape);
+  if (!nn_tensor_has_shape(gy, nd, shape)) {
+    char want[160], got[160];
+    nn_shape_str(nd, shape, want, sizeof want);
+    nn_tensor_shape_str(gy, got, sizeof got);
+    return nn_seterr(err, "expected grad_output of shape %s, got %s", want,
+                     got);
+  }
+  float *ws = workspace(c, &g, err);
+  if (!ws) return -1;
+  nn_tensor *out = nn_tensor_empty(x->ndim, x->shape, err);
+  if (!out) return -1;
+  nn_tensor *w = l->params[0].t;
+  float *gb = c->bias ? grad_of(l->params[1].t) : NULL;
+  nn_conv2d_backward_kernel(l->ctx->num_threads, &g, nn_data(x), nn_data(w),
+                            nn_data(gy), nn_data(out), grad_of(w), gb, ws);
+  *gx = out;
+  return 0;
+}
+
+static void conv2d_extra_repr(const nn_layer *l, char *buf, size_t n) {
+  const conv2d *c = (const conv2d *)l;
+  int k = snprintf(buf, n, "%lld, %lld, kernel_size=(%d, %d), stride=(%d, %d)",
+                   (long long)c->cin, (long long)c->cout, c->kh, c->kw, c->sh,
+                   c->sw);
+  if (k < 0 || (size_t)k >= n) return;
+  if (c->ph || c->pw) {
+    int m = snprintf(buf + k, n - (size_t)k, ", padding=(%d, %d)", c->ph,
+                     c->pw);
+    if (m < 0 || (size_t)(k + m) >= n) return;
+    k += m;
+  }
+  if (!c->bias) snprintf(buf + k, n - (size_t)k, ", bias=False");
+}
+
+static void conv2d_destroy(nn_layer *l) {
+  conv2d *c = (conv2d *)l;
+  nn_free_floats(c->ws);
+  c->ws = NULL;
+}
+
+static const nn_layer_ops conv2d_ops = {
+    .type = "Conv2d",
+    .forward = conv2d_forward,
+    .backward = conv2d_backward,
+    .extra_repr = conv2d_extra_repr,
+    .destroy = conv2d_destroy,
+};
+
+nn_layer *nn_conv2d_new(nn_ctx *ctx, int64_t cin, int64_t cout, int kh, int kw,
+                        int sh, int sw, int ph, int pw, int bias,
+                        nn_error *err) {
+  if (cin <= 0 || cout <= 0) {
+    nn_seterr(err,
+              "in_channels and out_channels must be positive, got %lld and "
+              "%lld",
+              (long long)cin, (long long)cout);
+    return NULL;
+  }
+  if (kh <= 0 || kw <= 0) {
+    nn_seterr(err, "kernel_size must be positive, got (%d, %d)", kh, kw);
+    return NULL;
+  }
+  if (sh <= 0 || sw <= 0) {
+    nn_seterr(err, "stride must be positive, got (%d, %d)", sh, sw);
+    return NULL;
+  }
+  if (ph < 0 || pw < 0) {
+    nn_seterr(err, "padding must be non-negative, got (%d, %d)", ph, pw);
+    return NULL;
+  }
+  conv2d *c = calloc(1, sizeof *c);
+  if (!c) {
+    nn_seterr(err, "out of memory allocating a Conv2d layer");
+    return NULL;
+  }
+  nn_layer_init(&c->base, &conv2d_ops, ctx);
+  c->cin = cin;
+  c->cout = cout;
+  c->kh = kh;
+  c->kw = kw;
+  c->sh = sh;
+  c->sw = sw;
+  c->ph = ph;
+  c->pw = pw;
+  c->bias = bias != 0;
+  float bound = (float)(1.0 / sqrt((double)cin * kh * kw));
+  nn_tensor *w = nn_tensor_new4(cout, cin, kh, kw, err);
+  if (!w || nn_layer_add_param(&c->base, "weight", w, err)) goto fail;
+  nn_fill_uniform(ctx, nn_data(w), nn_tensor_numel(w), -bound, bound);
+  if (c->bias) {
+    nn_tensor *b = nn_tensor_new1(cout, err);
+    if (!b || nn_layer_add_param(&c->base, "bias", b, err)) goto fail;
+    nn_fill_uniform(ctx, nn_data(b), cout, -bound, bound);
+  }
+  return &c->base;
+fail:
+  nn_layer_free(&c->base);
+  return NULL;
+}

@@ -1,0 +1,368 @@
+/* norm.c - batch normalisation: kernels and the BatchNorm1d/2d layers. */
+#include "norm.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "activation.h" /* nn_float_repr */
+#include "layer.h"
+
+/* Below this many elements a kernel runs on the calling thread only. */
+#define PAR_MIN 16384
+
+/* Mean and biased variance of channel c, two-pass in double. */
+static void channel_moments(const float *x, int64_t N, int64_t C, int64_t HW,
+                            int64_t c, double *mean, double *var) {
+  double sum = 0.0;
+  for (int64_t n = 0; n < N; n++) {
+    const float *p = x + (n * C + c) * HW;
+    for (int64_t i = 0; i < HW; i++) sum += p[i];
+  }
+  double m = sum / (double)(N * HW);
+  double sq = 0.0;
+  for (int64_t n = 0; n < N; n++) {
+    const float *p = x + (n * C + c) * HW;
+    for (int64_t i = 0; i < HW; i++) {
+      double d = p[i] - m;
+      sq += d * d;
+    }
+  }
+  *mean = m;
+  *var = sq / (double)(N * HW);
+}
+
+void nn_batchnorm_stats(nn_ctx *ctx, const float *x, int64_t N, int64_t C,
+                        int64_t HW, float eps, float *save_mean,
+                        float *save_invstd) {
+  if (N * HW == 0) return;
+#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
+    if (N * C * HW >= PAR_MIN)
+  for (int64_t c = 0; c < C; c++) {
+    double mean, var;
+    channel_moments(x, N, C, HW, c, &mean, &var);
+    save_mean[c] = (float)mean;
+    save_invstd[c] = (float)(1.0 / sqrt(var + eps));
+  }
+}
+
+/* y = (x - mean[c]) * invstd[c] * weight[c] + bias[c] over all N*C blocks. */
+static void normalize(nn_ctx *ctx, const float *x, int64_t N, int64_t C,
+                      int64_t HW, const float *weight, const float *bias,
+                      const float *mean, const float *invstd, float *y) {
+#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
+    if (N * C * HW >= PAR_MIN)
+  for (int64_t b = 0; b < N * C; b++) {
+    int64_t c = b % C;
+    float m = mean[c];
+    float k = invstd[c] * (weight ? weight[c] : 1.0f);
+    float s = bias ? bias[c] : 0.0f;
+    const float *xp = x + b * HW;
+    float *yp = y + b * HW;
+    for (int64_t i = 0; i < HW; i++) yp[i] = (xp[i] - m) * k + s;
+  }
+}
+
+void nn_batchnorm_forward_train(nn_ctx *ctx, const float *x, int64_t N,
+                                int64_t C, int64_t HW, const float *weight,
+                                const float *bias, float *running_mean,
+                                float *running_var, float momentum, float eps,
+                                float *y, float *save_mean,
+                                float *save_invstd) {
+  int64_t M = N * HW;
+  if (M == 0) return;
+  double mom = momentum;
+#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
+    if (N * C * HW >= PAR_MIN)
+  for (int64_t c = 0; c < C; c++) {
+    double mean, var;
+    channel_moments(x, N, C, HW, c, &mean, &var);
+    save_mean[c] = (float)mean;
+    save_invstd[c] = (float)(1.0 / sqrt(var + eps));
+    if (running_mean)
+      running_mean[c] = (float)((1.0 - mom) * running_mean[c] + mom * mean);
+    if (running_var) {
+      double unbiased = M > 1 ? var * (double)M / (double)(M - 1) : NAN;
+      running_var[c] = (float)((1.0 - mom) * running_var[c] + mom * unbiased);
+    }
+  }
+  normalize(ctx, x, N, C, HW, weight, bias, save_mean, save_invstd, y);
+}
+
+void nn_batchnorm_forward_eval(nn_ctx *ctx, const float *x, int64_t N,
+                               int64_t C, int64_t HW, const float *weight,
+                               const float *bias, const float *running_mean,
+                               const float *running_var, float eps, float *y) {
+#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
+    if (N * C * HW >= PAR_MIN)
+  for (int64_t b = 0; b < N * C; b++) {
+    int64_t c = b % C;
+    float m = running_mean[c];
+    float k = (float)(1.0 / sqrt((double)running_var[c] + eps)) *
+              (weight ? weight[c] : 1.0f);
+    float s = bias ? bias[c] : 0.0f;
+    const float *xp = x + b * HW;
+    float *yp = y + b * HW;
+    for (int64_t i = 0; i < HW; i++) yp[i] = (xp[i] - m) * k + s;
+  }
+}
+
+/* Per channel c: sum(gy) and sum(gy * (x - mean) * invstd), in double. */
+static void channel_grad_sums(const float *x, const float *gy, int64_t N,
+                              int64_t C, int64_t HW, int64_t c, float mean,
+                              float invstd, double *sum_gy,
+                              double *sum_gy_xhat) {
+  double sg = 0.0, sgx = 0.0;
+  for (int64_t n = 0; n < N; n++) {
+    const float *xp = x + (n * C + c) * HW;
+    const float *gp = gy + (n * C + c) * HW;
+    for (int64_t i = 0; i < HW; i++) {
+      sg += gp[i];
+      sgx += (double)gp[i] * ((xp[i] - mean) * invstd);
+    }
+  }
+  *sum_gy = sg;
+  *sum_gy_xhat = sgx;
+}
+
+void nn_batchnorm_backward_train(nn_ctx *ctx, const float *x, const float *gy,
+                                 int64_t N, int64_t C, int64_t HW,
+                                 const float *weight, const float *save_mean,
+                                 const float *save_invstd, float *gx,
+                                 float *gweight, float *gbias) {
+  int64_t M = N * HW;
+  if (M == 0) return;
+#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
+    if (N * C * HW >= PAR_MIN)
+  for (int64_t c = 0; c < C; c++) {
+    float mean = save_mean[c], invstd = save_invstd[c];
+    double sg, sgx;
+    channel_grad_sums(x, gy, N, C, HW, c, mean, invstd, &sg, &sgx);
+    if (gweight) gweight[c] += (float)sgx;
+    if (gbias) gbias[c] += (float)sg;
+    float k = invstd * (weight ? weight[c] : 1.0f);
+    float mg = (float)(sg / (double)M), mgx = (float)(sgx / (double)M);
+    for (int64_t n = 0; n < N; n++) {
+      const float *xp = x + (n * C + c) * HW;
+      const float *gp = gy + (n * C + c) * HW;
+      float *op = gx + (n * C + c) * HW;
+      for (int64_t i = 0; i < HW; i++) {
+        float xhat = (xp[i] - mean) * invstd;
+        op[i] = k * (gp[i] - mg - xhat * mgx);
+      }
+    }
+  }
+}
+
+void nn_batchnorm_backward_eval(nn_ctx *ctx, const float *x, const float *gy,
+                                int64_t N, int64_t C, int64_t HW,
+                                const float *weight, const float *running_mean,
+                                const float *running_var, float eps,
+                                float *gx, float *gweight, float *gbias) {
+  if (N * HW == 0) return;
+#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
+    if (N * C * HW >= PAR_MIN)
+  for (int64_t c = 0; c < C; c++) {
+    float mean = running_mean[c];
+    float invstd = (float)(1.0 / sqrt((double)running_var[c] + eps));
+    if (gweight || gbias) {
+      double sg, sgx;
+      channel_grad_sums(x, gy, N, C, HW, c, mean, invstd, &sg, &sgx);
+      if (gweight) gweight[c] += (float)sgx;
+      if (gbias) gbias[c] += (float)sg;
+    }
+    float k = invstd * (weight ? weight[c] : 1.0f);
+    for (int64_t n = 0; n < N; n++) {
+      const float *gp = gy + (n * C + c) * HW;
+      float *op = gx + (n * C + c) * HW;
+      for (int64_t i = 0; i < HW; i++) op[i] = gp[i] * k;
+    }
+  }
+}
+
+/* ---- The BatchNorm1d / BatchNorm2d layers ---- */
+
+typedef struct bn_layer {
+  nn_layer base;
+  int64_t c;
+  float eps, momentum;
+  int spatial; /* 1: BatchNorm2d, 0: BatchNorm1d */
+  /* Batch statistics of the last training forward, reused by backward. */
+  float *save_mean, *save_invstd;
+  /* Mode and input shape of the last forward (have_forward = 0 if none). */
+  int have_forward, fwd_training, fwd_ndim;
+  int64_t fwd_shape[NN_MAX_DIMS];
+} bn_layer;
+
+/* Checks x's shape and sees it as [N, C, HW]. */
+static int bn_dims(const bn_layer *b, const nn_tensor *x, int64_t *N,
+                   int64_t *HW, nn_error *err) {
+  int ok = b->spatial ? x->ndim == 4 : (x->ndim == 2 || x->ndim == 3);
+  if (!ok || x->shape[1] != b->c) {
+    char xs[160];
+    long long c = (long long)b->c;
+    nn_tensor_shape_str(x, xs, sizeof xs);
+    if (b->spatial)
+      return nn_seterr(err, "expected input of shape [N, %lld, H, W], got %s",
+                       c, xs);
+    return nn_seterr(err,
+                     "expected input of shape [N, %lld] or [N, %lld, L], got "
+                     "%s",
+                     c, c, xs);
+  }
+  *N = x->shape[0];
+  *HW = 1;
+  for (int i = 2; i < x->ndim; i++) *HW *= x->shape[i];
+  return 0;
+}
+
+static int bn_check_batch(const nn_tensor *x, int64_t N, int64_t HW,
+                          nn_error *err) {
+  if (N * HW != 1) return 0;
+  char xs[160];
+  nn_tensor_shape_str(x, xs, sizeof xs);
+  return nn_seterr(err,
+                   "expected more than 1 value per channel when training, "
+                   "got input of shape %s",
+                   xs);
+}
+
+/* Borrowed pointers to the parameters and buffers, in constructor order. */
+#define BN_WEIGHT(l) ((l)->params[0].t)
+#define BN_BIAS(l) ((l)->params[1].t)
+#define BN_RMEAN(l) ((l)->buffers[0].t)
+#define BN_RVAR(l) ((l)->buffers[1].t)
+#define BN_NBT(l) ((l)->buffers[2].t)
+
+static int bn_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
+                      nn_error *err) {
+  bn_layer *b = (bn_layer *)l;
+  int64_t N, HW;
+  if (bn_dims(b, x, &N, &HW, err)) return -1;
+  if (l->training && bn_check_batch(x, N, HW, err)) return -1;
+  nn_tensor *out = nn_layer_output(l, x->ndim, x->shape, err);
+  if (!out) return -1;
+  const float *w = nn_data(BN_WEIGHT(l)), *bias = nn_data(BN_BIAS(l));
+  float *rm = nn_data(BN_RMEAN(l)), *rv = nn_data(BN_RVAR(l));
+  if (l->training) {
+    nn_batchnorm_forward_train(l->ctx, nn_data(x), N, b->c, HW, w, bias, rm,
+                               rv, b->momentum, b->eps, nn_data(out),
+                               b->save_mean, b->save_invstd);
+    nn_data(BN_NBT(l))[0] += 1.0f;
+  } else {
+    nn_batchnorm_forward_eval(l->ctx, nn_data(x), N, b->c, HW, w, bias, rm, rv,
+                              b->eps, nn_data(out));
+  }
+  b->have_forward = 1;
+  b->fwd_training = l->training;
+  b->fwd_ndim = x->ndim;
+  for (int i = 0; i < x->ndim; i++) b->fwd_shape[i] = x->shape[i];
+  *y = out;
+  return 0;
+}
+
+/* Follows the mode of the last forward of this input shape (train: through
+ * the batch statistics saved by it), else the current mode, recomputing the
+ * batch statistics from x when needed. */
+static int bn_backward(nn_layer *l, nn_tensor *x, nn_tensor *gy,
+                       nn_tensor **gx, nn_error *err) {
+  bn_layer *b = (bn_layer *)l;
+  int64_t N, HW;
+  if (bn_dims(b, x, &N, &HW, err)) return -1;
+  if (!nn_tensor_same_shape(gy, x)) {
+    char xs[160], gs[160];
+    nn_tensor_shape_str(x, xs, sizeof xs);
+    nn_tensor_shape_str(gy, gs, sizeof gs);
+    return nn_seterr(err, "expected grad_output of shape %s, got %s", xs, gs);
+  }
+  int same = b->have_forward &&
+             nn_tensor_has_shape(x, b->fwd_ndim, b->fwd_shape);
+  int training = same ? b->fwd_training : l->training;
+  if (training && bn_check_batch(x, N, HW, err)) return -1;
+  nn_tensor *g = nn_tensor_empty(x->ndim, x->shape, err);
+  if (!g) return -1;
+  nn_tensor *w = BN_WEIGHT(l), *bias = BN_BIAS(l);
+  float *gw = w->requires_grad ? nn_data(w->grad) : NULL;
+  float *gb = bias->requires_grad ? nn_data(bias->grad) : NULL;
+  if (training) {
+    if (!same)
+      nn_batchnorm_stats(l->ctx, nn_data(x), N, b->c, HW, b->eps, b->save_mean,
+                         b->save_invstd);
+    nn_batchnorm_backward_train(l->ctx, nn_data(x), nn_data(gy), N, b->c, HW,
+                                nn_data(w), b->save_mean, b->save_invstd,
+                                nn_data(g), gw, gb);
+  } else {
+    nn_batchnorm_backward_eval(l->ctx, nn_data(x), nn_data(gy), N, b->c, HW,
+                               nn_data(w), nn_data(BN_RMEAN(l)),
+                               nn_data(BN_RVAR(l)), b->eps, nn_data(g), gw,
+                               gb);
+  }
+  *gx = g;
+  return 0;
+}
+
+static void bn_extra_repr(const nn_layer *l, char *buf, size_t n) {
+  const bn_layer *b = (const bn_layer *)l;
+  char eps[48], mom[48];
+  nn_float_repr(b->eps, eps, sizeof eps);
+  nn_float_repr(b->momentum, mom, sizeof mom);
+  snprintf(buf, n,
+           "%lld, eps=%s, momentum=%s, affine=True, track_running_stats=True",
+           (long long)b->c, eps, mom);
+}
+
+static void bn_destroy(nn_layer *l) {
+  bn_layer *b = (bn_layer *)l;
+  free(b->save_mean);
+  free(b->save_invstd);
+}
+
+static const nn_layer_ops BN1D_OPS = {"BatchNorm1d", bn_forward, bn_backward,
+                                      bn_extra_repr, bn_destroy};
+static const nn_layer_ops BN2D_OPS = {"BatchNorm2d", bn_forward, bn_backward,
+                                      bn_extra_repr, bn_destroy};
+
+nn_layer *nn_batchnorm_new(nn_ctx *ctx, int64_t c, float eps, float momentum,
+                           int spatial, nn_error *err) {
+  if (c < 1) {
+    nn_seterr(err, "num_features must be positive, got %lld", (long long)c);
+    return NULL;
+  }
+  bn_layer *b = calloc(1, sizeof *b);
+  if (!b) {
+    nn_seterr(err, "out of memory allocating a layer");
+    return NULL;
+  }
+  nn_layer *l = &b->base;
+  nn_layer_init(l, spatial ? &BN2D_OPS : &BN1D_OPS, ctx);
+  b->c = c;
+  b->eps = eps;
+  b->momentum = momentum;
+  b->spatial = spatial != 0;
+  b->save_mean = calloc((size_t)c, sizeof(float));
+  b->save_invstd = calloc((size_t)c, sizeof(float));
+  if (!b->save_mean || !b->save_invstd) {
+    nn_seterr(err, "out of memory allocating a layer");
+    goto fail;
+  }
+  nn_tensor *w = nn_tensor_new1(c, err);
+  if (!w) goto fail;
+  nn_tensor_fill_(w, 1.0f);
+  if (nn_layer_add_param(l, "weight", w, err)) goto fail;
+  nn_tensor *bias = nn_tensor_new1(c, err);
+  if (!bias || nn_layer_add_param(l, "bias", bias, err)) goto fail;
+  nn_tensor *rm = nn_tensor_new1(c, err);
+  if (!rm) goto fail;
+  nn_layer_add_buffer(l, "running_mean", rm);
+  nn_tensor *rv = nn_tensor_new1(c, err);
+  if (!rv) goto fail;
+  nn_tensor_fill_(rv, 1.0f);
+  nn_layer_add_buffer(l, "running_var", rv);
+  nn_tensor *nbt = nn_tensor_new(0, NULL, err);
+  if (!nbt) goto fail;
+  nn_layer_add_buffer(l, "num_batches_tracked", nbt);
+  return l;
+fail:
+  nn_layer_free(l);
+  return NULL;
+}

@@ -1,0 +1,67 @@
+/*
+ * norm.h - batch-normalisation kernels (the layer is nn_batchnorm_new in
+ * layer.h).
+ *
+ * Every kernel sees its input as x [N, C, HW] (contiguous, row-major): C
+ * channels, each with N * HW values (HW = H * W for BatchNorm2d, L for
+ * BatchNorm1d on [N, C, L], 1 on [N, C]).  Per-channel vectors have C
+ * elements.  weight and bias may be NULL (meaning 1 and 0).  All arrays are
+ * owned by the caller.  Statistics are accumulated in double, each channel
+ * by one thread in a fixed order, so results are bit-identical whatever
+ * ctx->num_threads is.  With N * HW == 0 the kernels write nothing.
+ */
+#ifndef NN_NORM_H
+#define NN_NORM_H
+
+#include <stdint.h>
+
+#include "context.h"
+
+/* Batch statistics of x: per channel, mean and 1 / sqrt(biased var + eps),
+ * written to save_mean and save_invstd. */
+void nn_batchnorm_stats(nn_ctx *ctx, const float *x, int64_t N, int64_t C,
+                        int64_t HW, float eps, float *save_mean,
+                        float *save_invstd);
+
+/* Training forward: y = (x - mean) * invstd * weight + bias with the batch
+ * statistics, which are also written to save_mean / save_invstd.  Unless
+ * running_mean / running_var are NULL they are updated in place:
+ * r = (1 - momentum) * r + momentum * s, with the unbiased variance
+ * (N * HW / (N * HW - 1)) for running_var; N * HW must then be > 1 (the
+ * caller checks).  y may alias x. */
+void nn_batchnorm_forward_train(nn_ctx *ctx, const float *x, int64_t N,
+                                int64_t C, int64_t HW, const float *weight,
+                                const float *bias, float *running_mean,
+                                float *running_var, float momentum, float eps,
+                                float *y, float *save_mean,
+                                float *save_invstd);
+
+/* Eval forward: y = (x - running_mean) / sqrt(running_var + eps) * weight +
+ * bias.  y may alias x. */
+void nn_batchnorm_forward_eval(nn_ctx *ctx, const float *x, int64_t N,
+                               int64_t C, int64_t HW, const float *weight,
+                               const float *bias, const float *running_mean,
+                               const float *running_var, float eps, float *y);
+
+/* Training backward, through the batch mean and variance: with
+ * xhat = (x - mean) * invstd and M = N * HW,
+ *   gx = weight * invstd * (gy - sum(gy) / M - xhat * sum(gy * xhat) / M).
+ * save_mean / save_invstd are the statistics of this x (from the forward or
+ * nn_batchnorm_stats).  gweight += sum(gy * xhat) and gbias += sum(gy) per
+ * channel unless NULL.  gx may alias gy. */
+void nn_batchnorm_backward_train(nn_ctx *ctx, const float *x, const float *gy,
+                                 int64_t N, int64_t C, int64_t HW,
+                                 const float *weight, const float *save_mean,
+                                 const float *save_invstd, float *gx,
+                                 float *gweight, float *gbias);
+
+/* Eval backward, through the affine map with the running statistics:
+ * gx = gy * weight / sqrt(running_var + eps); gweight += sum(gy * xhat),
+ * gbias += sum(gy) unless NULL.  gx may alias gy. */
+void nn_batchnorm_backward_eval(nn_ctx *ctx, const float *x, const float *gy,
+                                int64_t N, int64_t C, int64_t HW,
+                                const float *weight, const float *running_mean,
+                                const float *running_var, float eps,
+                                float *gx, float *gweight, float *gbias);
+
+#endif
