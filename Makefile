@@ -71,6 +71,11 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/check.h $(BUILD)/libnnruntime.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libnnruntime.a $(LDFLAGS) $(BLAS_LIBS) -lm
 
+# The embedding test links the whole library, as a host program would.
+$(BUILD)/tests/test_embed: tests/c/test_embed.c tests/c/check.h $(BUILD)/libnnlua.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libnnlua.a $(LDFLAGS) $(LIBS)
+
 deps:
 	@bash tools/deps.sh
 

@@ -56,8 +56,13 @@ nn_tensor *l_checktensor(lua_State *L, int i) {
 }
 
 int l_raise(lua_State *L, const char *what, const nn_error *err) {
-  if (what) return luaL_error(L, "%s: %s", what, err->msg);
-  return luaL_error(L, "%s", err->msg);
+  /* No "file:line:" prefix: the message names the layer or function, and
+   * the caller is often nn's own Lua code rather than the user's. */
+  if (what)
+    lua_pushfstring(L, "%s: %s", what, err->msg);
+  else
+    lua_pushstring(L, err->msg);
+  return lua_error(L);
 }
 
 /* Pushes opts[k] (nil when opts is absent) and returns its type. */

@@ -145,7 +145,10 @@ static void checkpair(lua_State *L, int i, const char *k, int *a, int *b,
   int ok = 1;
   lua_Integer va = def, vb = def;
   if (t == LUA_TNIL && k) {
-    /* default */
+    lua_pop(L, 1); /* absent: the default, whatever its value */
+    *a = def;
+    *b = def;
+    return;
   } else if (t == LUA_TNUMBER) {
     ok = lua_isinteger(L, -1);
     va = vb = lua_tointeger(L, -1);

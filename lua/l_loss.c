@@ -7,6 +7,7 @@
  * (integer, in 1..C) and converted to 0-based int32 for the runtime.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,14 +124,14 @@ static int32_t *class_targets(lua_State *L, const l_loss *o,
     nn_tensor_shape_str(input, a, sizeof a);
     nn_tensor_shape_str(target, b, sizeof b);
     luaL_error(L,
-               "%s: expected target of shape [%lld] (class labels) for input "
+               "%s: expected target of shape [%I] (class labels) for input "
                "%s, got %s",
-               kind_names[o->kind], (long long)n, a, b);
+               kind_names[o->kind], (lua_Integer)n, a, b);
   }
   if (o->weight && nn_tensor_numel(o->weight) != c) {
     nn_tensor_shape_str(o->weight, a, sizeof a);
-    luaL_error(L, "%s: weight has shape %s but input has %lld classes",
-               kind_names[o->kind], a, (long long)c);
+    luaL_error(L, "%s: weight has shape %s but input has %I classes",
+               kind_names[o->kind], a, (lua_Integer)c);
   }
   int32_t *t = malloc((size_t)(n > 0 ? n : 1) * sizeof *t);
   if (!t) luaL_error(L, "%s: out of memory", kind_names[o->kind]);
@@ -142,12 +143,14 @@ static int32_t *class_targets(lua_State *L, const l_loss *o,
                   v == (float)o->ignore_index + 1.0f;
     if (!ignored && (v != floorf(v) || v < 1 || v > (float)c)) {
       free(t);
+      char msg[160];
       if (v != floorf(v))
-        luaL_error(L, "%s: target[%lld] = %f is not an integer class label",
-                   kind_names[o->kind], (long long)i + 1, (double)v);
-      luaL_error(L, "%s: target[%lld] = %g is out of range 1..%lld",
-                 kind_names[o->kind], (long long)i + 1, (double)v,
-                 (long long)c);
+        snprintf(msg, sizeof msg, "target[%lld] = %g is not an integer "
+                 "class label", (long long)i + 1, (double)v);
+      else
+        snprintf(msg, sizeof msg, "target[%lld] = %g is out of range 1..%lld",
+                 (long long)i + 1, (double)v, (long long)c);
+      luaL_error(L, "%s: %s", kind_names[o->kind], msg);
     }
     t[i] = ignored ? o->ignore_index : (int32_t)v - 1;
   }

@@ -128,13 +128,20 @@ static double row_exp(const float *x, float *e, int64_t cols, float max) {
   return sum;
 }
 
-/* log(sum(exp(x))) of one row, computed stably. */
-static float row_logsumexp(const float *x, int64_t cols) {
+/* Max of one row and log(sum(exp(x - max))), so that x - lse is computed as
+ * (x - max) - logsum without the rounding of a large lse. */
+static void row_logsumexp(const float *x, int64_t cols, float *max,
+                          float *logsum) {
   float m = row_max(x, cols);
-  if (isinf(m)) return m; /* all -inf, or a +inf present */
+  if (isinf(m)) { /* all -inf, or a +inf present: PyTorch's nan / -inf */
+    *max = m;
+    *logsum = 0.0f;
+    return;
+  }
   double sum = 0.0;
   for (int64_t j = 0; j < cols; j++) sum += expf(x[j] - m);
-  return m + (float)log(sum);
+  *max = m;
+  *logsum = (float)log(sum);
 }
 
 void nn_softmax_forward(nn_ctx *ctx, const float *x, float *y, int64_t rows,
@@ -176,8 +183,9 @@ void nn_log_softmax_forward(nn_ctx *ctx, const float *x, float *y,
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;
     float *yr = y + r * cols;
-    float lse = row_logsumexp(xr, cols);
-    for (int64_t j = 0; j < cols; j++) yr[j] = xr[j] - lse;
+    float m, ls;
+    row_logsumexp(xr, cols, &m, &ls);
+    for (int64_t j = 0; j < cols; j++) yr[j] = (xr[j] - m) - ls;
   }
 }
 
@@ -189,11 +197,12 @@ void nn_log_softmax_backward(nn_ctx *ctx, const float *x, const float *gy,
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols, *gr = gy + r * cols;
     float *g = gx + r * cols;
-    float lse = row_logsumexp(xr, cols);
+    float m, ls;
+    row_logsumexp(xr, cols, &m, &ls);
     double gsum = 0.0;
     for (int64_t j = 0; j < cols; j++) gsum += gr[j];
     for (int64_t j = 0; j < cols; j++)
-      g[j] = gr[j] - expf(xr[j] - lse) * (float)gsum;
+      g[j] = gr[j] - expf((xr[j] - m) - ls) * (float)gsum;
   }
 }
 

@@ -144,12 +144,12 @@ static void forward_one(const nn_conv2d_geom *g, int threads, int64_t n,
   int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
   const float *xn = x + n * g->cin * g->h * g->w;
   float *yn = y + n * g->cout * p;
-  if (is_pointwise(g)) {
-    col = (float *)xn; /* read only below */
-  } else {
+  const float *cols = xn; /* a 1x1 kernel reads the image as it is */
+  if (!is_pointwise(g)) {
     nn_im2col(g, xn, col, p);
+    cols = col;
   }
-  nn_gemm(threads, 0, 0, g->cout, p, k, 1.0f, w, k, col, p, 0.0f, yn, p);
+  nn_gemm(threads, 0, 0, g->cout, p, k, 1.0f, w, k, cols, p, 0.0f, yn, p);
   if (b) add_bias(b, g->cout, p, yn);
 }
 

@@ -8,6 +8,7 @@
 #include "loss.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* Loops with less work than this run on one thread. */
@@ -28,8 +29,7 @@ static int check_contiguous(const nn_tensor *t, const char *name,
 }
 
 static int check_reduction(nn_reduction r, nn_error *err) {
-  if (r != NN_REDUCTION_MEAN && r != NN_REDUCTION_SUM &&
-      r != NN_REDUCTION_NONE)
+  if (r != NN_REDUCTION_MEAN && r != NN_REDUCTION_SUM && r != NN_REDUCTION_NONE)
     return nn_seterr(err, "unknown reduction %d", (int)r);
   return 0;
 }
@@ -43,23 +43,22 @@ static int check_gout(const nn_tensor *gout, nn_reduction r, int ndim,
   nn_tensor_shape_str(gout, got, sizeof got);
   if (r != NN_REDUCTION_NONE) {
     if (nn_tensor_numel(gout) != 1)
-      return nn_seterr(err,
-                       "expected a scalar gradient of the loss, got shape %s",
-                       got);
+      return nn_seterr(
+          err, "expected a scalar gradient of the loss, got shape %s", got);
     return 0;
   }
   if (!nn_tensor_has_shape(gout, ndim, shape)) {
     nn_shape_str(ndim, shape, want, sizeof want);
-    return nn_seterr(err,
-                     "expected gradient of the loss of shape %s, got %s",
+    return nn_seterr(err, "expected gradient of the loss of shape %s, got %s",
                      want, got);
   }
   return check_contiguous(gout, "gradient", err);
 }
 
-/* The scalar gradient of a reduced loss (1 when gout is NULL). */
-static double gout_scalar(const nn_tensor *gout) {
-  return gout ? (double)nn_data(gout)[0] : 1.0;
+/* The scalar gradient of a reduced loss (1 when gout is NULL or the loss is
+ * not reduced). */
+static double gout_scalar(const nn_tensor *gout, nn_reduction r) {
+  return gout && r != NN_REDUCTION_NONE ? (double)nn_data(gout)[0] : 1.0;
 }
 
 /* An owned scalar (ndim 0) tensor holding v. */
@@ -170,18 +169,9 @@ static double target_weight_sum(const int32_t *target, int64_t N,
   return s;
 }
 
-/* Denominator of the smoothing term of "mean": PyTorch divides by the
- * targets' total weight when there are class weights, else by N (ignored
- * samples included). */
-static double smooth_denominator(const nn_class_loss_opts *o, double wsum,
-                                 int64_t N) {
-  return o->weight ? wsum : (double)N;
-}
-
 int nn_cross_entropy_forward(nn_ctx *ctx, const nn_tensor *input,
-                             const int32_t *target,
-                             const nn_class_loss_opts *o, nn_tensor **out,
-                             nn_error *err) {
+                             const int32_t *target, const nn_class_loss_opts *o,
+                             nn_tensor **out, nn_error *err) {
   int64_t N, C;
   if (!o) o = &default_class_opts;
   if (check_class_args(input, target, o, 1, &N, &C, err)) return -1;
@@ -193,8 +183,8 @@ int nn_cross_entropy_forward(nn_ctx *ctx, const nn_tensor *input,
   if (!nll) return -1;
   double *smooth = nll + N;
 
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (N * C > PAR_MIN)
+#pragma omp parallel for num_threads(ctx->num_threads) \
+    schedule(static) if (N * C > PAR_MIN)
   for (int64_t i = 0; i < N; i++) {
     nll[i] = smooth[i] = 0.0;
     if (target[i] == ignore) continue;
@@ -217,10 +207,12 @@ int nn_cross_entropy_forward(nn_ctx *ctx, const nn_tensor *input,
     rc = new_vector(nll, N, out, err);
   } else {
     double lnll = sum_doubles(nll, N), lsmooth = sum_doubles(smooth, N);
+    /* PyTorch 1.13 divides both terms by the targets' total weight (their
+     * count without weights). */
     if (o->reduction == NN_REDUCTION_MEAN) {
       double wsum = target_weight_sum(target, N, w, ignore);
       lnll /= wsum;
-      lsmooth /= smooth_denominator(o, wsum, N);
+      lsmooth /= wsum;
     }
     rc = new_scalar((1.0 - ls) * lnll + (ls > 0.0 ? k * lsmooth : 0.0), out,
                     err);
@@ -232,8 +224,8 @@ int nn_cross_entropy_forward(nn_ctx *ctx, const nn_tensor *input,
 /*
  * The loss is sum_i sum_c a_ic * (-logp_ic) for coefficients a_ic that do not
  * depend on the input, so its gradient is g_ij = p_ij * sum_c a_ic - a_ij.
- * Here a_ic = (1-ls) w_t s_i [c == t] + ls/C w_c s'_i, where s_i and s'_i
- * are the output gradient over the two terms' denominators.
+ * Here a_ic = ((1-ls) w_t [c == t] + ls/C w_c) s_i, where s_i is the output
+ * gradient (over the targets' total weight for "mean").
  */
 int nn_cross_entropy_backward(nn_ctx *ctx, const nn_tensor *input,
                               const int32_t *target,
@@ -255,17 +247,14 @@ int nn_cross_entropy_backward(nn_ctx *ctx, const nn_tensor *input,
   const int32_t ignore = o->ignore_index;
   const nn_reduction red = o->reduction;
 
-  double s_nll = gout_scalar(gout), s_smooth = s_nll;
-  if (red == NN_REDUCTION_MEAN) {
-    double wsum = target_weight_sum(target, N, w, ignore);
-    s_nll /= wsum;
-    s_smooth /= smooth_denominator(o, wsum, N);
-  }
+  double scale = gout_scalar(gout, red);
+  if (red == NN_REDUCTION_MEAN)
+    scale /= target_weight_sum(target, N, w, ignore);
   double wtotal = 0.0;
   for (int64_t c = 0; c < C; c++) wtotal += class_weight(w, c);
 
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (N * C > PAR_MIN)
+#pragma omp parallel for num_threads(ctx->num_threads) \
+    schedule(static) if (N * C > PAR_MIN)
   for (int64_t i = 0; i < N; i++) {
     const float *row = x + i * C;
     float *grow = gx + i * C;
@@ -274,10 +263,9 @@ int nn_cross_entropy_backward(nn_ctx *ctx, const nn_tensor *input,
       for (int64_t c = 0; c < C; c++) grow[c] = 0.0f;
       continue;
     }
-    double si = red == NN_REDUCTION_NONE ? (double)gv[i] : s_nll;
-    double si_smooth = red == NN_REDUCTION_NONE ? (double)gv[i] : s_smooth;
+    double si = red == NN_REDUCTION_NONE && gv ? (double)gv[i] : scale;
     double a_t = (1.0 - ls) * class_weight(w, t) * si;
-    double ks = ls > 0.0 ? k * si_smooth : 0.0;
+    double ks = ls > 0.0 ? k * si : 0.0;
     double A = a_t + ks * wtotal;
     double lse = row_logsumexp(row, C);
     for (int64_t c = 0; c < C; c++) {
@@ -293,8 +281,8 @@ int nn_cross_entropy_backward(nn_ctx *ctx, const nn_tensor *input,
 /* Checks a probability target of the input's shape; ignore_index is not
  * supported with probabilities (as PyTorch, which rejects any index >= 0). */
 static int check_prob_args(const nn_tensor *input, const nn_tensor *target,
-                           const nn_class_loss_opts *o, int64_t *N,
-                           int64_t *C, nn_error *err) {
+                           const nn_class_loss_opts *o, int64_t *N, int64_t *C,
+                           nn_error *err) {
   char want[160], got[160];
   if (check_class_input(input, o, 1, N, C, err)) return -1;
   if (!nn_tensor_same_shape(target, input)) {
@@ -329,8 +317,8 @@ int nn_cross_entropy_prob_forward(nn_ctx *ctx, const nn_tensor *input,
   double *loss = alloc_doubles(N, err);
   if (!loss) return -1;
 
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (N * C > PAR_MIN)
+#pragma omp parallel for num_threads(ctx->num_threads) \
+    schedule(static) if (N * C > PAR_MIN)
   for (int64_t i = 0; i < N; i++) {
     const float *row = x + i * C, *trow = tp + i * C;
     double lse = row_logsumexp(row, C), s = 0.0;
@@ -370,15 +358,15 @@ int nn_cross_entropy_prob_backward(nn_ctx *ctx, const nn_tensor *input,
   float *gx = nn_data(g);
   const double ls = o->label_smoothing;
   const nn_reduction red = o->reduction;
-  double scale = gout_scalar(gout);
+  double scale = gout_scalar(gout, red);
   if (red == NN_REDUCTION_MEAN) scale /= (double)N;
 
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (N * C > PAR_MIN)
+#pragma omp parallel for num_threads(ctx->num_threads) \
+    schedule(static) if (N * C > PAR_MIN)
   for (int64_t i = 0; i < N; i++) {
     const float *row = x + i * C, *trow = tp + i * C;
     float *grow = gx + i * C;
-    double si = red == NN_REDUCTION_NONE ? (double)gv[i] : scale;
+    double si = red == NN_REDUCTION_NONE && gv ? (double)gv[i] : scale;
     double lse = row_logsumexp(row, C), A = 0.0;
     for (int64_t c = 0; c < C; c++)
       A += class_weight(w, c) * smoothed(trow[c], ls, C);
@@ -433,18 +421,18 @@ int nn_nll_backward(nn_ctx *ctx, const nn_tensor *input, const int32_t *target,
   const float *gv = gout ? nn_data(gout) : NULL;
   float *gx = nn_data(g);
   const nn_reduction red = o->reduction;
-  double scale = gout_scalar(gout);
+  double scale = gout_scalar(gout, red);
   if (red == NN_REDUCTION_MEAN)
     scale /= target_weight_sum(target, N, w, o->ignore_index);
 
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (N * C > PAR_MIN)
+#pragma omp parallel for num_threads(ctx->num_threads) \
+    schedule(static) if (N * C > PAR_MIN)
   for (int64_t i = 0; i < N; i++) {
     float *grow = gx + i * C;
     for (int64_t c = 0; c < C; c++) grow[c] = 0.0f;
     int32_t t = target[i];
     if (t == o->ignore_index) continue;
-    double si = red == NN_REDUCTION_NONE ? (double)gv[i] : scale;
+    double si = red == NN_REDUCTION_NONE && gv ? (double)gv[i] : scale;
     grow[t] = (float)(-class_weight(w, t) * si);
   }
   *gin = g;
@@ -507,8 +495,8 @@ static int check_pointwise_args(nn_pointwise_loss kind, const nn_tensor *input,
                                 const nn_tensor *weight, nn_reduction r,
                                 nn_error *err) {
   char want[160], got[160];
-  if ((int)kind < 0 || (int)kind >= (int)(sizeof pointwise_table /
-                                          sizeof pointwise_table[0]))
+  if ((int)kind < 0 ||
+      (int)kind >= (int)(sizeof pointwise_table / sizeof pointwise_table[0]))
     return nn_seterr(err, "unknown pointwise loss %d", (int)kind);
   if (check_reduction(r, err)) return -1;
   nn_tensor_shape_str(input, want, sizeof want);
@@ -558,8 +546,8 @@ int nn_pointwise_loss_forward(nn_ctx *ctx, nn_pointwise_loss kind,
     nn_tensor *t = nn_tensor_empty(input->ndim, input->shape, err);
     if (!t) return -1;
     float *l = nn_data(t);
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (n > PAR_MIN)
+#pragma omp parallel for num_threads(ctx->num_threads) \
+    schedule(static) if (n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
       double v = op->loss(x[i], y[i]);
       l[i] = (float)(w ? v * w[i] : v);
@@ -571,8 +559,8 @@ int nn_pointwise_loss_forward(nn_ctx *ctx, nn_pointwise_loss kind,
   const int64_t nblocks = (n + SUM_BLOCK - 1) / SUM_BLOCK;
   double *part = alloc_doubles(nblocks, err);
   if (!part) return -1;
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (n > PAR_MIN)
+#pragma omp parallel for num_threads(ctx->num_threads) \
+    schedule(static) if (n > PAR_MIN)
   for (int64_t b = 0; b < nblocks; b++) {
     int64_t end = (b + 1) * SUM_BLOCK < n ? (b + 1) * SUM_BLOCK : n;
     double s = 0.0;
@@ -605,11 +593,11 @@ int nn_pointwise_loss_backward(nn_ctx *ctx, nn_pointwise_loss kind,
       gout && reduction == NN_REDUCTION_NONE ? nn_data(gout) : NULL;
   float *gx = nn_data(g);
   const int64_t n = nn_tensor_numel(input);
-  double scale = reduction == NN_REDUCTION_NONE ? 1.0 : gout_scalar(gout);
+  double scale = gout_scalar(gout, reduction);
   if (reduction == NN_REDUCTION_MEAN) scale /= (double)n;
 
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (n > PAR_MIN)
+#pragma omp parallel for num_threads(ctx->num_threads) \
+    schedule(static) if (n > PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     double v = op->grad(x[i], y[i]) * (gv ? (double)gv[i] : scale);
     gx[i] = (float)(w ? v * w[i] : v);

@@ -41,8 +41,8 @@ void nn_sgd_step(nn_ctx *ctx, float *p, const float *g, float *buf, int64_t n,
   const float one_minus_damp = (float)(1.0 - hyper(o->dampening));
   const float neg_lr = -o->lr;
   const int first = step <= 1, nesterov = o->nesterov;
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (n > PAR_MIN)
+#pragma omp parallel for num_threads(ctx->num_threads) \
+    schedule(static) if (n > PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     float d = g[i];
     if (wd != 0.0f) d = d + wd * p[i];
@@ -61,8 +61,8 @@ void nn_adagrad_step(nn_ctx *ctx, float *p, const float *g, float *sum,
   const double clr =
       hyper(o->lr) / (1.0 + (double)(step - 1) * hyper(o->lr_decay));
   const float neg_clr = (float)-clr;
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (n > PAR_MIN)
+#pragma omp parallel for num_threads(ctx->num_threads) \
+    schedule(static) if (n > PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     float gi = g[i];
     if (wd != 0.0f) gi = gi + wd * p[i];
@@ -81,8 +81,8 @@ void nn_rmsprop_step(nn_ctx *ctx, float *p, const float *g, float *square_avg,
   const float mom = o->momentum, neg_lr = -o->lr;
   const int centered = o->centered;
   (void)step;
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (n > PAR_MIN)
+#pragma omp parallel for num_threads(ctx->num_threads) \
+    schedule(static) if (n > PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     float gi = g[i];
     if (wd != 0.0f) gi = gi + wd * p[i];
@@ -124,8 +124,8 @@ void nn_adam_step(nn_ctx *ctx, float *p, const float *g, float *exp_avg,
   const double bc2 = 1.0 - pow(beta2, (double)step);
   const float neg_step_size = (float)(-(lr / bc1));
   const float bc2_sqrt = (float)sqrt(bc2);
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (n > PAR_MIN)
+#pragma omp parallel for num_threads(ctx->num_threads) \
+    schedule(static) if (n > PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     float pi = p[i], gi = g[i];
     if (decoupled) pi = pi * decay;

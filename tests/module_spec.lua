@@ -79,7 +79,7 @@ describe("layers", function()
     assert.has_error(function() nn.Conv2d(3, 8, 3, {stride = 0}) end,
                      "bad argument #4 to 'Conv2d' (stride must be an integer >= 1 or a pair {h, w} of them)")
     assert.has_error(function() nn.Dropout(1.5) end,
-                     "bad argument #1 to 'Dropout' (dropout probability must be in [0, 1], got 1.500000)")
+                     "bad argument #1 to 'Dropout' (dropout probability must be in [0, 1], got 1.5)")
     assert.has_error(function() nn.BatchNorm2d(4, {momentum = 2}) end,
                      "bad argument #2 to 'BatchNorm2d' (option 'momentum' must be in [0, 1])")
     assert.has_error(function() nn.Softmax(1) end,

@@ -197,7 +197,7 @@ static void test_construct(void) {
 
   nn_error err;
   CHECK(nn_batchnorm_new(&ctx, 0, 1e-5f, 0.1f, 1, &err) == NULL);
-  CHECK(strstr(err.msg, "0") != NULL);
+  CHECK(strstr(err.msg, "got 0") != NULL);
 }
 
 typedef struct ref_case {

@@ -20,7 +20,8 @@ static const float P0[NP] = {0.5f, -1.0f, 1.5f, 0.2f, -0.3f};
 static const float S[NSTEPS] = {0.3f, 2.0f, -0.4f, 0.1f, -1.5f, 0.6f};
 
 static void grad_at(const float *p, float *g, int64_t k) {
-  for (int i = 0; i < NP; i++) g[i] = ((p[i] * p[i]) * 0.25f + 1.0f) * p[i] + S[k - 1];
+  for (int i = 0; i < NP; i++)
+    g[i] = ((p[i] * p[i]) * 0.25f + 1.0f) * p[i] + S[k - 1];
 }
 
 typedef struct sgd_case {
@@ -246,7 +247,8 @@ static void state_init(state *s) {
 static void check_step(const float *p, const float *want, int c, int k) {
   for (int i = 0; i < NP; i++) {
     CHECK_NEAR(p[i], want[(k - 1) * NP + i], TOL);
-    if (fabs(p[i] - want[(k - 1) * NP + i]) > TOL * fmax(1.0, fabs(want[(k - 1) * NP + i])))
+    if (fabs(p[i] - want[(k - 1) * NP + i]) >
+        TOL * fmax(1.0, fabs(want[(k - 1) * NP + i])))
       fprintf(stderr, "  case %d, step %d, element %d\n", c, k, i);
   }
 }
@@ -318,8 +320,10 @@ static void test_unused_buffers_may_be_null(void) {
  * a large parameter (the parallel path) with `threads` threads; returns the
  * parameter (caller frees). */
 static float *run_large(int which, int threads, int64_t n) {
-  float *p = calloc((size_t)n, sizeof(float)), *g = calloc((size_t)n, sizeof(float));
-  float *a = calloc((size_t)n, sizeof(float)), *b = calloc((size_t)n, sizeof(float));
+  float *p = calloc((size_t)n, sizeof(float)),
+        *g = calloc((size_t)n, sizeof(float));
+  float *a = calloc((size_t)n, sizeof(float)),
+        *b = calloc((size_t)n, sizeof(float));
   float *c = calloc((size_t)n, sizeof(float));
   nn_sgd_opts so = {0.1f, 0.9f, 0.1f, 0.01f, 0};
   nn_adagrad_opts go = {0.1f, 0.01f, 0.01f, 1e-10f};
