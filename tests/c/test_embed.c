@@ -46,8 +46,10 @@ static void test_error_reaches_host(void) {
   lua_State *L = luaL_newstate();
   luaL_openlibs(L);
   nnlua_openlibs(L);
-  int rc = luaL_dostring(
+  int rc = luaL_loadstring(
       L, "local nn = require 'nn'; nn.Linear(3, 2):forward(nn.zeros(1, 4))");
+  CHECK(rc == LUA_OK);
+  rc = lua_pcall(L, 0, 0, 0);
   CHECK(rc == LUA_ERRRUN);
   const char *msg = lua_tostring(L, -1);
   CHECK(msg && strstr(msg, "Linear") && strstr(msg, "[1, 4]"));
