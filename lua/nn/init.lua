@@ -42,6 +42,9 @@ for name, ctor in pairs(core.losses) do nn[name] = ctor end
 
 nn.optim = require "nn.optim"
 
+-- Further parts of the library register themselves here, one line each.
+-- (data, checkpoints, training loop, command-line helpers)
+
 nn.version = "0.1.0"
 
 return nn
