@@ -115,6 +115,12 @@ function H.indices(shape)
   return out
 end
 
+-- The float32 value nearest to x (reference files print float32 values with
+-- 9 significant digits, which read back as a nearby double).
+function H.f32(x)
+  return (string.unpack("f", string.pack("f", x)))
+end
+
 -- Error criterion of the reference tests: the largest absolute difference
 -- divided by the largest magnitude of the reference (floored at `floor`,
 -- default 1e-3):
@@ -124,6 +130,7 @@ end
 -- zero can only be held to the scale of the tensor; an element-wise relative
 -- error would flag correct results there.  The floor keeps a reference of
 -- (nearly) all zeros from demanding more than 1e-3 * tol absolute accuracy.
+-- Expected values are first rounded to float32, so tol = 0 means equal.
 -- Returns err and the flat position of the worst entry.
 function H.max_rel_err(actual, expected, floor)
   floor = floor or 1e-3
@@ -132,6 +139,7 @@ function H.max_rel_err(actual, expected, floor)
   assert(#a == #b, ("size mismatch: %d vs %d"):format(#a, #b))
   local scale, worst, at = 0, 0, 1
   for i = 1, #b do
+    b[i] = H.f32(b[i])
     scale = math.max(scale, math.abs(b[i]))
   end
   scale = math.max(scale, floor)

@@ -53,8 +53,8 @@ local layer_ctors = {
   logsoftmax_3d = function() return nn.LogSoftmax() end,
   sequential = function()
     return nn.Sequential{
-      nn.Conv2d(2, 3, 3, {padding = 1}), nn.BatchNorm2d(3), nn.MaxPool2d(2), nn.ReLU(),
-      nn.Flatten(), nn.Linear(12, 4),
+      nn.Conv2d(2, 3, 3, {padding = 1}), nn.Tanh(), nn.BatchNorm2d(3), nn.MaxPool2d(2),
+      nn.ReLU(), nn.Flatten(), nn.Linear(12, 4),
     }
   end,
   sequential_named = function()
@@ -134,8 +134,21 @@ local function run_layer_case(name, mode)
     H.assert_close(params[i]:grad(), pg.value, TOL, "grad of " .. pg.name)
   end
 
-  -- Gradients accumulate over backward calls until zero_grad.
+  -- Running statistics after a second forward call (train mode).
+  if c.state_after then
+    m:forward(nn.tensor(c.input2))
+    local sd = m:state_dict()
+    for _, e in ipairs(c.state_after) do
+      H.assert_close(sd[e.name], e.value, TOL, e.name .. " after two forward calls")
+    end
+  end
+
+  -- Gradients accumulate over backward calls until zero_grad (forward is
+  -- run again on x: batch norm in train mode gives the same gradients).
   if #params > 0 then
+    m:zero_grad()
+    m:forward(x)
+    m:backward(x, gy)
     m:backward(x, gy)
     for i, pg in ipairs(c.param_grads) do
       local twice = H.flatten(pg.value)
@@ -150,20 +163,34 @@ local function run_layer_case(name, mode)
       H.assert_zero(params[i]:grad(), "grad of " .. pg.name .. " after zero_grad")
     end
   end
-
-  -- Running statistics after a second forward call (train mode).
-  if c.state_after then
-    m:forward(nn.tensor(c.input2))
-    local sd = m:state_dict()
-    for _, e in ipairs(c.state_after) do
-      H.assert_close(sd[e.name], e.value, TOL, e.name .. " after two forward calls")
-    end
-  end
 end
 
 describe("layers match PyTorch", function()
   it("every reference case has a constructor and vice versa", function()
     assert.are.same(H.sorted_keys(LAYERS), H.sorted_keys(layer_ctors))
+  end)
+  -- Only forward updates running statistics, never backward, not even a
+  -- second backward for the same forward (gradient accumulation).
+  it("backward does not update batch norm running statistics", function()
+    for _, case in ipairs{
+      {nn.BatchNorm1d(3), nn.tensor{{1, 2, 0}, {0.5, -1, 2}, {3, 0, 1}, {-2, 1, -1}}},
+      {nn.Sequential{nn.Linear(2, 3), nn.BatchNorm1d(3)},
+       nn.tensor{{1, 2}, {0.5, -1}, {3, 0}, {-2, 1}}},
+    } do
+      local m, x = case[1], case[2]
+      local y = m:forward(x)
+      local gy = nn.ones(y:shape())
+      local before = {}
+      for k, t in pairs(m:state_dict()) do
+        before[k] = t:totable()
+      end
+      m:backward(x, gy)
+      m:backward(x, gy)
+      for k, t in pairs(m:state_dict()) do
+        H.assert_close(t, before[k], 0, tostring(m):match("^%w+") .. " " .. k ..
+          " after two backward calls")
+      end
+    end
   end)
   for _, name in ipairs(H.sorted_keys(layer_ctors)) do
     if LAYERS[name] then

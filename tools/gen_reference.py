@@ -230,8 +230,8 @@ def layer_cases():
     add("logsoftmax", lambda: tnn.LogSoftmax(dim=-1), (3, 5))
     add("logsoftmax_3d", lambda: tnn.LogSoftmax(dim=-1), (2, 2, 4))
     add("sequential",
-        lambda: tnn.Sequential(tnn.Conv2d(2, 3, 3, padding=1), tnn.BatchNorm2d(3),
-                               tnn.MaxPool2d(2), tnn.ReLU(), tnn.Flatten(),
+        lambda: tnn.Sequential(tnn.Conv2d(2, 3, 3, padding=1), tnn.Tanh(),
+                               tnn.BatchNorm2d(3), tnn.MaxPool2d(2), tnn.ReLU(), tnn.Flatten(),
                                tnn.Linear(12, 4)),
         (2, 2, 4, 4), second_forward=True)
     add("sequential_named",

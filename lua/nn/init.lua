@@ -44,6 +44,8 @@ nn.optim = require "nn.optim"
 
 -- Further parts of the library register themselves here, one line each.
 -- (data, checkpoints, training loop, command-line helpers)
+nn.fit, nn.evaluate = require("nn.fit").fit, require("nn.fit").evaluate
+nn.cli = require "nn.cli"
 
 nn.version = "0.1.0"
 

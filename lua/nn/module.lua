@@ -543,19 +543,22 @@ local function child_error(self, i, m, err)
   return string.format("in module %s (%s) of %s: %s", where, tn, self.__name, err)
 end
 
--- forward(x): runs the children in order, keeping each child's input for
--- backward.
+-- forward(x): runs the children in order.  In training mode each child's
+-- input is kept for backward; in eval mode nothing is kept (a backward then
+-- reruns forward).
 function Sequential:forward(x)
-  local inputs = {}
+  local keep = rawget(self, "training")
+  local inputs = keep and {} or nil
+  local x0 = x
   for i = 1, #self do
     local m = rawget(self, i)
-    inputs[i] = x
+    if keep then inputs[i] = x end
     local ok, y = pcall(m.forward, m, x)
     if not ok then error(child_error(self, i, m, y), 0) end
     x = y
   end
   rawset(self, "_inputs", inputs)
-  rawset(self, "_input", inputs[1])
+  rawset(self, "_input", keep and x0 or nil)
   return x
 end
 
@@ -565,8 +568,14 @@ end
 function Sequential:backward(x, gy)
   local inputs = rawget(self, "_inputs")
   if not inputs or rawget(self, "_input") ~= x then
-    self:forward(x)
-    inputs = rawget(self, "_inputs")
+    inputs = {}
+    for i = 1, #self do
+      local m = rawget(self, i)
+      inputs[i] = x
+      local ok, y = pcall(m.forward, m, x)
+      if not ok then error(child_error(self, i, m, y), 0) end
+      x = y
+    end
   end
   for i = #self, 1, -1 do
     local m = rawget(self, i)

@@ -1,0 +1,255 @@
+-- nn.fit and nn.evaluate: the training loop, with a live progress line on a
+-- terminal (one plain line per epoch otherwise), validation, history, and
+-- per-epoch checkpoints for --save / --resume.
+local _, core = ...
+local T = core.train
+
+local M = {}
+
+local function argerror(n, fname, msg)
+  error(string.format("bad argument #%d to '%s' (%s)", n, fname, msg), 3)
+end
+
+-- "1:05" or "1:02:03" for a duration in seconds.
+local function clock(s)
+  if s ~= s or s == math.huge then return "?" end
+  s = math.floor(s + 0.5)
+  local h, m = s // 3600, (s % 3600) // 60
+  if h > 0 then return string.format("%d:%02d:%02d", h, m, s % 60) end
+  return string.format("%d:%02d", m, s % 60)
+end
+M.clock = clock
+
+-- The number of batches of a loader, or nil when it cannot tell.
+local function batches_of(loader)
+  local ok, n = pcall(function() return #loader end)
+  if ok and type(n) == "number" and n > 0 then return n end
+  return nil
+end
+
+-- Progress reporting.  On a terminal, rewrite one line at most 10 times a
+-- second; otherwise stay silent until the epoch's summary line.
+local Progress = {}
+Progress.__index = Progress
+
+function Progress.new(out, epochs, verbose)
+  local tty = verbose and out == io.stdout and T.isatty(1)
+  return setmetatable({out = out, epochs = epochs, tty = tty, verbose = verbose, last = 0}, Progress)
+end
+
+function Progress:update(epoch, batch, total, loss, acc, images, elapsed, force)
+  if not self.tty then return end
+  local now = core.now()
+  if not force and now - self.last < 0.1 then return end
+  self.last = now
+  local rate = elapsed > 0 and images / elapsed or 0
+  local left = total and batch > 0 and elapsed * (total - batch) / batch or math.huge
+  local line = string.format("epoch %d/%d [%s/%s] loss %.4f acc %.2f%% %.0f img/s %s elapsed %s left",
+                             epoch, self.epochs, tostring(batch), tostring(total or "?"), loss, 100 * acc,
+                             rate, clock(elapsed), clock(left))
+  self.out:write("\r", line, "\27[K")
+  self.out:flush()
+end
+
+function Progress:finish(rec, metric_names)
+  if not self.verbose then return end
+  local parts = {string.format("epoch %d/%d: train_loss %.4f train_acc %.2f%%", rec.epoch, self.epochs,
+                               rec.train_loss, 100 * rec.train_accuracy)}
+  if rec.val_loss then
+    parts[#parts + 1] = string.format("val_loss %.4f val_acc %.2f%%", rec.val_loss, 100 * rec.val_accuracy)
+  end
+  for _, name in ipairs(metric_names or {}) do
+    if type(rec["val_" .. name]) == "number" then
+      parts[#parts + 1] = string.format("val_%s %.4f", name, rec["val_" .. name])
+    end
+  end
+  parts[#parts + 1] = string.format("%.0f img/s %.1fs", rec.images_per_second, rec.seconds)
+  if self.tty then self.out:write("\r\27[K") end
+  self.out:write(table.concat(parts, " "), "\n")
+  self.out:flush()
+end
+
+-- Runs the model on every batch of loader in eval mode; returns {loss=,
+-- accuracy=, n=, predictions=tensor [n] (1-based), targets=tensor [n]}
+-- plus any requested metrics (see nn.metrics, when available).
+local function run_eval(model, loader, loss, metric_names, keep_predictions)
+  local was_training = model.training
+  model:eval()
+  local n, correct, total_loss = 0, 0, 0
+  local preds, targets = {}, {}
+  local ok, err = pcall(function()
+    for x, y in loader do
+      local out = model:forward(x)
+      local b = y:size(1)
+      if loss then total_loss = total_loss + loss:forward(out, y) * b end
+      correct = correct + T.count_correct(out, y)
+      if keep_predictions then
+        preds[#preds + 1] = T.predictions(out)
+        targets[#targets + 1] = y:clone()
+      end
+      n = n + b
+    end
+  end)
+  model:train(was_training)
+  if not ok then error(err, 0) end
+  local r = {n = n, accuracy = n > 0 and correct / n or 0}
+  if loss then r.loss = n > 0 and total_loss / n or 0 end
+  if keep_predictions and #preds > 0 then
+    local stack = function(list)
+      if #list == 1 then return list[1] end
+      local total = 0
+      for _, t in ipairs(list) do total = total + t:numel() end
+      local out = core.zeros(total)
+      local pos = 1
+      for _, t in ipairs(list) do
+        out:narrow(1, pos, t:numel()):copy_(t)
+        pos = pos + t:numel()
+      end
+      return out
+    end
+    r.predictions, r.targets = stack(preds), stack(targets)
+    local metrics = package.loaded["nn.metrics"]
+    if metrics and metric_names then
+      local classes = loader.dataset and loader.dataset.classes
+      local nc = classes and #classes or nil
+      if not nc then
+        nc = math.floor(math.max(r.predictions:max():item(), r.targets:max():item()))
+      end
+      for _, name in ipairs(metric_names) do
+        local f = metrics[name]
+        if f then r[name] = f(r.predictions, r.targets, nc) end
+      end
+    end
+  end
+  return r
+end
+
+-- nn.evaluate(model, loader, {loss=nil, metrics=nil}) -> {loss=,
+-- accuracy=, n=, ...}: one pass in eval mode (the mode is restored).
+function M.evaluate(model, loader, opts)
+  if type(model) ~= "table" or not model.forward then argerror(1, "evaluate", "module expected") end
+  if loader == nil then argerror(2, "evaluate", "data loader expected, got nil") end
+  opts = opts or {}
+  if type(opts) ~= "table" then argerror(3, "evaluate", "options table expected") end
+  local metrics = opts.metrics
+  return run_eval(model, loader, opts.loss, metrics, metrics ~= nil and #metrics > 0)
+end
+
+local fit_options = {
+  model = true, loss = true, optimizer = true, train = true, val = true, epochs = true,
+  metrics = true, callbacks = true, checkpoint = true, resume = true, initial_epoch = true,
+  verbose = true, out = true,
+}
+
+-- Saves a checkpoint of the run after `epoch` (atomically, through
+-- nn.save_checkpoint).
+local function save_checkpoint(path, args, epoch, history)
+  local save = package.loaded["nn"] and package.loaded["nn"].save_checkpoint
+  if not save then error("nn.fit: checkpoints need nn.save_checkpoint, which is not available", 0) end
+  local seed, counter = core.rng_state()
+  save(path, {
+    model = args.model:state_dict(),
+    optimizer = args.optimizer:state_dict(),
+    epoch = epoch,
+    history = history,
+    rng = {seed = seed, counter = counter},
+  })
+end
+
+-- nn.fit{model=, loss=, optimizer=, train=loader, val=loader, epochs=,
+-- metrics=nil, callbacks=nil, checkpoint=nil, resume=nil, verbose=true}
+-- trains for `epochs` epochs in all and returns the history: one table per
+-- epoch {epoch=, train_loss=, train_accuracy=, val_loss=, val_accuracy=,
+-- seconds=, images_per_second=, lr=, ...}.
+--   checkpoint = {path=, every=1}: save the run every `every` epochs.
+--   resume = path: continue the run saved there (weights, optimizer, RNG,
+--   epoch, history) up to `epochs` in all, as Keras's initial_epoch.
+--   callbacks = {on_batch = f(info), on_epoch = f(record) -> "stop"?}.
+function M.fit(args)
+  if type(args) ~= "table" then argerror(1, "fit", "table expected, got " .. type(args)) end
+  for k in pairs(args) do
+    if not fit_options[k] then argerror(1, "fit", "unknown option '" .. tostring(k) .. "'") end
+  end
+  local model, loss, opt, train = args.model, args.loss, args.optimizer, args.train
+  if type(model) ~= "table" or not model.forward then argerror(1, "fit", "option 'model' must be a module") end
+  if loss == nil or not loss.forward then argerror(1, "fit", "option 'loss' must be a loss") end
+  if type(opt) ~= "table" or not opt.step then argerror(1, "fit", "option 'optimizer' must be an optimizer") end
+  if train == nil then argerror(1, "fit", "option 'train' (a data loader) is required") end
+  local epochs = args.epochs
+  if math.type(epochs) ~= "integer" or epochs < 0 then
+    argerror(1, "fit", "option 'epochs' must be a non-negative integer")
+  end
+  local verbose = args.verbose ~= false
+  local out = args.out or io.stdout
+  local callbacks = args.callbacks or {}
+  local metric_names = args.metrics
+  local ckpt = args.checkpoint
+  if ckpt ~= nil and (type(ckpt) ~= "table" or type(ckpt.path) ~= "string") then
+    argerror(1, "fit", "option 'checkpoint' must be a table {path=, every=1}")
+  end
+
+  local history, start = {}, args.initial_epoch or 0
+  if args.resume then
+    local load = package.loaded["nn"].load_checkpoint
+    local c = load(args.resume)
+    model:load_state_dict(c.model)
+    opt:load_state_dict(c.optimizer)
+    if c.rng then core.set_rng_state(c.rng.seed, c.rng.counter) end
+    start = c.epoch or 0
+    history = c.history or {}
+    if verbose then
+      out:write(string.format("resumed %s at epoch %d\n", args.resume, start))
+    end
+  end
+  if train.set_position then train:set_position(start + 1, 0) end
+
+  local progress = Progress.new(out, epochs, verbose)
+  local total = batches_of(train)
+  for epoch = start + 1, epochs do
+    model:train()
+    local t0 = core.now()
+    local n, correct, total_loss, batch = 0, 0, 0, 0
+    for x, y in train do
+      batch = batch + 1
+      opt:zero_grad()
+      local output = model:forward(x)
+      local l = loss:forward(output, y)
+      if l ~= l or l == math.huge or l == -math.huge then
+        error(string.format("nn.fit: the loss became %s at epoch %d, batch %d", tostring(l), epoch, batch), 0)
+      end
+      model:backward(x, loss:backward(output, y))
+      opt:step()
+      local b = y:size(1)
+      n = n + b
+      total_loss = total_loss + l * b
+      correct = correct + T.count_correct(output, y)
+      progress:update(epoch, batch, total, total_loss / n, correct / n, n, core.now() - t0)
+      if callbacks.on_batch then
+        callbacks.on_batch{epoch = epoch, batch = batch, loss = l, size = b}
+      end
+    end
+    local train_seconds = core.now() - t0
+    local rec = {
+      epoch = epoch,
+      train_loss = n > 0 and total_loss / n or 0,
+      train_accuracy = n > 0 and correct / n or 0,
+      images_per_second = train_seconds > 0 and n / train_seconds or 0,
+      lr = opt.lr,
+    }
+    if args.val then
+      local v = run_eval(model, args.val, loss, metric_names, metric_names ~= nil and #metric_names > 0)
+      rec.val_loss, rec.val_accuracy = v.loss, v.accuracy
+      for _, name in ipairs(metric_names or {}) do rec["val_" .. name] = v[name] end
+    end
+    rec.seconds = core.now() - t0
+    history[#history + 1] = rec
+    progress:finish(rec, metric_names)
+    if ckpt and (epoch % (ckpt.every or 1) == 0 or epoch == epochs) then
+      save_checkpoint(ckpt.path, args, epoch, history)
+    end
+    if callbacks.on_epoch and callbacks.on_epoch(rec) == "stop" then break end
+  end
+  return history
+end
+
+return M
