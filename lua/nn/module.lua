@@ -563,8 +563,9 @@ function Sequential:forward(x)
 end
 
 -- backward(x, gy): runs the children's backward in reverse order on the
--- inputs saved by the last forward(x) (forward is rerun when x is another
--- tensor); the saved activations are released afterwards.
+-- inputs saved by the last forward(x); a second backward (gradient
+-- accumulation) reuses them.  When x is not that input, or the forward ran
+-- in eval mode, the children's inputs are recomputed first.
 function Sequential:backward(x, gy)
   local inputs = rawget(self, "_inputs")
   if not inputs or rawget(self, "_input") ~= x then
@@ -583,8 +584,6 @@ function Sequential:backward(x, gy)
     if not ok then error(child_error(self, i, m, g), 0) end
     gy = g
   end
-  rawset(self, "_inputs", nil)
-  rawset(self, "_input", nil)
   return gy
 end
 
