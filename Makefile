@@ -23,7 +23,7 @@ BLAS_LIBS  := -lopenblas
 CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -fPIC -Wall -Wextra \
            $(OPT) $(LUA_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := -fopenmp $(OPT)
-LIBS    := $(LUA_LIBS) $(BLAS_LIBS) -lm -ldl
+LIBS    := $(LUA_LIBS) $(BLAS_LIBS) -lz -lm -ldl
 
 RUNTIME_SRC := $(wildcard runtime/*.c)
 BINDING_SRC := $(filter-out lua/nnlua.c,$(wildcard lua/*.c))
@@ -65,11 +65,11 @@ $(BUILD)/nnlua: $(BUILD)/lua/nnlua.o $(BUILD)/libnnlua.a
 
 # Lua module for a stock lua5.4: require "nn" finds build/nn.so on cpath.
 $(BUILD)/nn.so: $(RUNTIME_OBJ) $(BINDING_OBJ)
-	$(CC) -shared $(LDFLAGS) $^ -o $@ $(BLAS_LIBS) -lm
+	$(CC) -shared $(LDFLAGS) $^ -o $@ $(BLAS_LIBS) -lz -lm
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/check.h $(BUILD)/libnnruntime.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libnnruntime.a $(LDFLAGS) $(BLAS_LIBS) -lm
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libnnruntime.a $(LDFLAGS) $(BLAS_LIBS) -lz -lm
 
 # The embedding test links the whole library, as a host program would.
 $(BUILD)/tests/test_embed: tests/c/test_embed.c tests/c/check.h $(BUILD)/libnnlua.a
@@ -85,3 +85,9 @@ test: deps
 
 clean:
 	rm -rf build build-asan
+
+# nnlua against PyTorch on the reference models (bench/README.md); the
+# table is printed and written to build/bench.md.  BENCH_ARGS, e.g. --quick.
+.PHONY: bench
+bench: all
+	@NNLUA_BENCH_NO_BUILD=1 sh bench/run.sh $(BENCH_ARGS)

@@ -64,6 +64,8 @@ void l_open_tensor(lua_State *L, int t, int ctx);
 void l_open_layer(lua_State *L, int t, int ctx);
 void l_open_loss(lua_State *L, int t, int ctx);
 void l_open_optim(lua_State *L, int t, int ctx);
+void l_open_io(lua_State *L, int t, int ctx);
+void l_open_data(lua_State *L, int t, int ctx);
 void l_open_train(lua_State *L, int t, int ctx);
 
 #endif

@@ -302,6 +302,8 @@ int luaopen_nn(lua_State *L) {
   l_open_layer(L, core, ctx_idx);
   l_open_loss(L, core, ctx_idx);
   l_open_optim(L, core, ctx_idx);
+  l_open_io(L, core, ctx_idx);
+  l_open_data(L, core, ctx_idx);
   l_open_train(L, core, ctx_idx);
 
   /* The core table goes to the embedded modules as their second argument

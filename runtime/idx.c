@@ -76,14 +76,13 @@ static int read_images_header(gzFile f, const char *path, int64_t *n,
   unsigned char h[16];
   int64_t got = read_bytes(f, path, "header", h, 16, err);
   if (got < 0) return -1;
+  if (got >= 4 && be32(h) != NN_IDX_IMAGES_MAGIC)
+    return nn_seterr(err, "%s: not an IDX images file: magic number 0x%08x, "
+                     "expected 0x%08x", path, be32(h), NN_IDX_IMAGES_MAGIC);
   if (got < 16)
     return nn_seterr(err, "%s: truncated: expected a 16-byte IDX images "
                      "header, got %lld bytes", path, (long long)got);
-  uint32_t magic = be32(h), cnt = be32(h + 4), r = be32(h + 8),
-           c = be32(h + 12);
-  if (magic != NN_IDX_IMAGES_MAGIC)
-    return nn_seterr(err, "%s: not an IDX images file: magic number 0x%08x, "
-                     "expected 0x%08x", path, magic, NN_IDX_IMAGES_MAGIC);
+  uint32_t cnt = be32(h + 4), r = be32(h + 8), c = be32(h + 12);
   if ((int64_t)cnt > NN_IDX_MAX_COUNT)
     return nn_seterr(err, "%s: declared image count %lu exceeds the limit "
                      "of %lld", path, (unsigned long)cnt,
@@ -104,13 +103,13 @@ static int read_labels_header(gzFile f, const char *path, int64_t *n,
   unsigned char h[8];
   int64_t got = read_bytes(f, path, "header", h, 8, err);
   if (got < 0) return -1;
+  if (got >= 4 && be32(h) != NN_IDX_LABELS_MAGIC)
+    return nn_seterr(err, "%s: not an IDX labels file: magic number 0x%08x, "
+                     "expected 0x%08x", path, be32(h), NN_IDX_LABELS_MAGIC);
   if (got < 8)
     return nn_seterr(err, "%s: truncated: expected an 8-byte IDX labels "
                      "header, got %lld bytes", path, (long long)got);
-  uint32_t magic = be32(h), cnt = be32(h + 4);
-  if (magic != NN_IDX_LABELS_MAGIC)
-    return nn_seterr(err, "%s: not an IDX labels file: magic number 0x%08x, "
-                     "expected 0x%08x", path, magic, NN_IDX_LABELS_MAGIC);
+  uint32_t cnt = be32(h + 4);
   if ((int64_t)cnt > NN_IDX_MAX_COUNT)
     return nn_seterr(err, "%s: declared label count %lu exceeds the limit "
                      "of %lld", path, (unsigned long)cnt,

@@ -44,8 +44,10 @@ nn.optim = require "nn.optim"
 
 -- Further parts of the library register themselves here, one line each.
 -- (data, checkpoints, training loop, command-line helpers)
+nn.data = require "nn.data"
 nn.fit, nn.evaluate = require("nn.fit").fit, require("nn.fit").evaluate
 nn.cli = require "nn.cli"
+require("nn.checkpoint").install(nn)
 
 nn.version = "0.1.0"
 

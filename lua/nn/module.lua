@@ -532,6 +532,12 @@ Sequential.__newindex = function(t, k, v)
   rawset(t, k, v)
 end
 
+-- Drops a tensor's reference now rather than at garbage collection.
+local release = function(t)
+  local mt = getmetatable(t)
+  if mt and mt.__close then mt.__close(t) end
+end
+
 -- Adds the child's position to an error raised inside it:
 -- "in module 3 (Conv2d) of Sequential: expected input ...".
 local function child_error(self, i, m, err)
@@ -547,6 +553,16 @@ end
 -- input is kept for backward; in eval mode nothing is kept (a backward then
 -- reruns forward).
 function Sequential:forward(x)
+  -- The activations kept by the previous forward were made by C layers and
+  -- seen by nobody else: release them now, so that each layer can reuse its
+  -- output buffer instead of allocating a new one every step.
+  local old = rawget(self, "_inputs")
+  if old then
+    for i = 2, #old do
+      local producer = rawget(self, i - 1)
+      if producer and rawget(producer, "_c") and old[i] ~= x then release(old[i]) end
+    end
+  end
   local keep = rawget(self, "training")
   local inputs = keep and {} or nil
   local x0 = x
