@@ -688,6 +688,10 @@ int nn_safetensors_save(const char *path, int64_t count,
                    tmp, strerror(errno));
     goto done;
   }
+  /* The replacement keeps the permissions of the file it replaces. */
+  struct stat old;
+  if (stat(path, &old) == 0 && S_ISREG(old.st_mode))
+    fchmod(fd, old.st_mode & 07777);
   unsigned char lenbuf[8];
   for (int i = 0; i < 8; i++)
     lenbuf[i] = (unsigned char)((uint64_t)hdr.len >> (8 * i));
