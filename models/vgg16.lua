@@ -1,9 +1,12 @@
--- vgg16: torchvision's VGG16 (and, with --bn, VGG16-BN), with torchvision's
--- module names (features, avgpool, classifier) so state_dict keys are
--- torchvision's.  By default it trains on Fashion-MNIST padded to 32x32 in 3
--- channels, with the classifier of the vgg16-32 reference model
--- (512-512-classes); --full-classifier gives torchvision's 4096-4096 head
--- after a 7x7 adaptive average pool.
+-- vgg16: torchvision's VGG16-BN (--bn, the default) or VGG16 (--no-bn), with
+-- torchvision's module names (features, avgpool, classifier) so state_dict
+-- keys are torchvision's vgg16_bn / vgg16.  By default it is the vgg16-32
+-- reference model: Fashion-MNIST padded to 32x32 in 3 channels, the
+-- 512-512-classes classifier, PyTorch's default layer initialisation, SGD
+-- (lr 0.01, momentum 0.9).  --full-classifier gives torchvision's 4096-4096
+-- head after a 7x7 adaptive average pool; --init torchvision uses
+-- torchvision's initialisation.  (Plain VGG16 without batch norm barely moves
+-- in a few hundred steps from scratch: its loss stays at ln 10.)
 --   nnlua models/vgg16.lua --epochs 1 --limit 512
 -- Other scripts reuse the builder: local vgg = dofile("models/vgg16.lua")
 -- returns {build = function(opts) ... end} without training.
@@ -13,9 +16,10 @@ local M = {}
 
 local CFG = {64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"}
 
--- build{classes=10, size=32, bn=false, full_classifier=false, dropout=0.5}
--- -> the model, initialised as torchvision does (conv: kaiming normal,
--- fan_out, relu; linear: N(0, 0.01); biases 0; BN: weight 1, bias 0).
+-- build{classes=10, size=32, bn=false, full_classifier=false, dropout=0.5,
+-- init="default"} -> the model.  init "default" keeps PyTorch's layer
+-- defaults; "torchvision" initialises as torchvision's VGG does (conv:
+-- kaiming normal, fan_out, relu; linear: N(0, 0.01); biases 0).
 function M.build(o)
   o = o or {}
   local classes, size = o.classes or 10, o.size or 32
@@ -48,7 +52,7 @@ function M.build(o)
       nn.Linear(512 * side * side, 512), nn.ReLU(), nn.Dropout(p),
       nn.Linear(512, classes)})
   end
-  for _, np in ipairs(model:named_parameters()) do
+  for _, np in ipairs(o.init == "torchvision" and model:named_parameters() or {}) do
     local name, t = np[1], np[2]
     local s = t:shape()
     if name:match("bias$") then
@@ -69,7 +73,8 @@ local function main()
     description = "Train VGG16 on Fashion-MNIST padded to 32x32 in 3 channels and report test accuracy.",
     defaults = {epochs = 1, batch_size = 64},
     options = {
-      {"bn", false, "batch normalisation after each convolution (torchvision's vgg16_bn)"},
+      {"bn", true, "batch normalisation after each convolution (vgg16_bn; --no-bn: vgg16)"},
+      {"init", "default", "initialisation", choices = {"default", "torchvision"}},
       {"lr", 0.01, "SGD learning rate (momentum 0.9)"},
       {"size", 32, "input size (Fashion-MNIST is padded to it)"},
       {"classes", 10, "number of classes"},
@@ -86,7 +91,7 @@ local function main()
   end
   local pad = (opts.size - 28) // 2
   local model = M.build{classes = opts.classes, size = opts.size, bn = opts.bn,
-                        full_classifier = opts.full_classifier}
+                        full_classifier = opts.full_classifier, init = opts.init}
   local function first(ds, n)
     if not n or n >= #ds then return ds end
     local idx = {}
