@@ -3,6 +3,8 @@
 #   make test         install missing Debian packages (as root), build, run
 #                     every test; ends with "N passed, N failed"
 #   make test SANITIZE=1   the same under AddressSanitizer + UBSan (build-asan/)
+#   make demo         train the default model (fmnist_cnn, 3 epochs) on the
+#                     real Fashion-MNIST data, installing what is missing
 #   make deps         only check/install the Debian packages
 #   make clean
 
@@ -32,7 +34,7 @@ RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/%.o)
 BINDING_OBJ := $(BINDING_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/lua_sources.o
 C_TESTS     := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all test deps clean check-c check-lua
+.PHONY: all test deps clean demo
 all: $(BUILD)/nnlua $(BUILD)/libnnlua.a $(BUILD)/nn.so $(C_TESTS)
 
 $(BUILD)/%.o: %.c $(wildcard runtime/*.h lua/*.h include/*.h)
@@ -82,6 +84,10 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory all SANITIZE=$(SANITIZE)
 	@bash tools/run_tests.sh $(BUILD)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/nnlua models/fmnist_cnn.lua --epochs 3 --seed 0
 
 clean:
 	rm -rf build build-asan

@@ -142,6 +142,8 @@ local function run(label, cmd, rss_wrap)
     if phase then r[phase] = {tonumber(med), tonumber(lo), tonumber(hi)} end
     local kb = line:match("^RESULT %S+ rss_kb (%d+)")
     if kb then r.vmhwm_kb = tonumber(kb) end
+    kb = line:match("^RESULT %S+ rss_train_kb (%d+)")
+    if kb then r.train_kb = tonumber(kb) end
   end
   r.ok = p:close() == true
   if not r.ok then print("   (exited with an error)") end
@@ -170,6 +172,20 @@ else
   torch_ok = true
 end
 if torch_note then print(torch_note) end
+
+-- Other processes on the machine distort both sides; say so up front.
+local function loadavg()
+  local f = io.open("/proc/loadavg", "r")
+  if not f then return nil end
+  local v = tonumber(f:read("a"):match("^(%S+)"))
+  f:close()
+  return v
+end
+local load_start = loadavg()
+if load_start and load_start > 0.5 then
+  print(string.format("warning: load average %.2f at start: other processes are running, "
+                      .. "results will be noisy", load_start))
+end
 
 local t_start = nn.now()
 local results = {}
@@ -274,7 +290,9 @@ emit(string.format("### nnlua %s vs PyTorch %s, %d threads, batch 64, float32 (%
 emit("")
 emit("Protocol of `shared/bench/torch_reference.py`, both sides in the same run, interleaved; img/s are "
      .. "medians over windows (warm-up + windows x steps: " .. table.concat(proto, ", ")
-     .. "); peak RSS by " .. (rss_method or "?") .. ". Ratios are nnlua / PyTorch.")
+     .. "). Peak RSS of training: nnlua's VmHWM at the end of its training phase; PyTorch's whole "
+     .. "process (its inference needs less than its training), by " .. (rss_method or "?")
+     .. ". Ratios are nnlua / PyTorch.")
 if torch_note then emit(""); emit("**" .. torch_note .. "**") end
 emit("")
 emit("| model | nnlua train img/s | torch train img/s | train ratio | nnlua infer img/s | torch infer img/s "
@@ -289,9 +307,16 @@ for _, m in ipairs(o.models) do
   emit(string.format("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", m,
                      fmt_rate(nt), fmt_rate(tt), ratio_cell(nt, tt, TRAIN_TARGET[m]),
                      fmt_rate(ni), fmt_rate(ti), ratio_cell(ni, ti, INFER_TARGET),
-                     fmt_rss(n.rss_kb), fmt_rss(t.rss_kb), ratio_cell(n.rss_kb, t.rss_kb, RSS_TARGET, true)))
+                     fmt_rss(n.train_kb), fmt_rss(t.rss_kb), ratio_cell(n.train_kb, t.rss_kb, RSS_TARGET, true)))
 end
 emit("")
+for _, m in ipairs(o.models) do
+  local n = results[m].nnlua
+  if n.train_kb and n.rss_kb and n.rss_kb > 1.1 * n.train_kb then
+    emit(string.format("- %s: nnlua's whole process, inference included, peaked at %s (%.1fx its training peak)",
+                       m, fmt_rss(n.rss_kb), n.rss_kb / n.train_kb))
+  end
+end
 if scaling[1] and scaling[2] then
   local r = scaling[2] / scaling[1]
   emit(string.format("- Thread scaling, nnlua vgg16-32 train (%d windows x %d steps each): 1 thread %.1f img/s, "
@@ -310,7 +335,10 @@ else
   failed = true
   emit("- Start-up: n/a (run failed)")
 end
-emit(string.format("- Whole benchmark: %.0f s", elapsed))
+emit(string.format("- Whole benchmark: %.0f s; load average %s at start, %s at end (1-minute; "
+                   .. "above ~0.5 means other processes shared the CPUs)",
+                   elapsed, load_start and string.format("%.2f", load_start) or "?",
+                   loadavg() and string.format("%.2f", loadavg()) or "?"))
 
 local text = table.concat(out, "\n") .. "\n"
 print("")

@@ -571,6 +571,11 @@ function Sequential:forward(x)
     if keep then inputs[i] = x end
     local ok, y = pcall(m.forward, m, x)
     if not ok then error(child_error(self, i, m, y), 0) end
+    -- In eval mode nothing is kept for backward: an activation made by one
+    -- C layer and consumed by another is dead as soon as it is consumed.
+    if not keep and i > 1 and x ~= x0 and y ~= x and rawget(m, "_c") and rawget(rawget(self, i - 1), "_c") then
+      release(x)
+    end
     x = y
   end
   rawset(self, "_inputs", inputs)
