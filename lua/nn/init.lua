@@ -41,6 +41,7 @@ nn.LogSoftmax = c("LogSoftmax", function(...) local h = L.LogSoftmax(...); retur
 for name, ctor in pairs(core.losses) do nn[name] = ctor end
 
 nn.optim = require "nn.optim"
+nn.optim.lr_scheduler = require "nn.lr_scheduler"
 
 -- Further parts of the library register themselves here, one line each.
 -- (data, checkpoints, training loop, command-line helpers)
