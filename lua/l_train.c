@@ -80,6 +80,25 @@ static int l_all_finite(lua_State *L) {
   return 1;
 }
 
+/* sumsq(t) -> the sum of the squares of t's elements (double accumulation),
+ * for gradient norms. */
+static int l_sumsq(lua_State *L) {
+  nn_tensor *t = l_checktensor(L, 1);
+  int64_t n = nn_tensor_numel(t);
+  double s = 0;
+  if (nn_tensor_is_contiguous(t)) {
+    const float *d = nn_data(t);
+    for (int64_t i = 0; i < n; i++) s += (double)d[i] * d[i];
+  } else {
+    for (int64_t i = 0; i < n; i++) {
+      double v = nn_data(t)[nn_tensor_elem_offset(t, i)];
+      s += v * v;
+    }
+  }
+  lua_pushnumber(L, s);
+  return 1;
+}
+
 /* isatty(fd) -> true when file descriptor fd (1 = stdout) is a terminal. */
 static int l_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)));
@@ -90,6 +109,7 @@ static const luaL_Reg train_fns[] = {{"count_correct", l_count_correct},
                                      {"predictions", l_predictions},
                                      {"all_finite", l_all_finite},
                                      {"isatty", l_isatty},
+                                     {"sumsq", l_sumsq},
                                      {NULL, NULL}};
 
 void l_open_train(lua_State *L, int t, int ctx) {

@@ -138,8 +138,82 @@ end
 local fit_options = {
   model = true, loss = true, optimizer = true, train = true, val = true, epochs = true,
   metrics = true, callbacks = true, checkpoint = true, resume = true, initial_epoch = true,
-  verbose = true, out = true,
+  verbose = true, out = true, scheduler = true, scheduler_step = true, clip_grad_norm = true,
 }
+
+-- Walks the leaf modules of model (descending into containers) in order.
+local function leaves(model, name, out)
+  out = out or {}
+  if model.is_container and model:is_container() then
+    for _, c in ipairs(model:children()) do
+      leaves(c[2], name == "" and c[1] or (name .. "." .. c[1]), out)
+    end
+  else
+    out[#out + 1] = {name = name ~= "" and name or "-", m = model}
+  end
+  return out
+end
+
+-- After a non-finite loss: runs x through the model's layers one by one to
+-- name the first whose output is not finite (only then, so the check costs
+-- nothing while training goes well).
+local function diagnose_nonfinite(model, x)
+  if not T.all_finite(x) then return "the input batch itself contains NaN or infinite values" end
+  for _, np in ipairs(model:named_parameters()) do
+    if not T.all_finite(np[2]) then
+      return string.format("parameter %s is no longer finite", np[1])
+    end
+  end
+  local ok, msg = pcall(function()
+    for _, leaf in ipairs(leaves(model, "")) do
+      x = leaf.m:forward(x)
+      if not T.all_finite(x) then
+        return string.format("the first non-finite output comes from layer %s (%s)", leaf.name, leaf.m.__name)
+      end
+    end
+    return "every layer's output is finite: the loss's input or target is out of its domain"
+  end)
+  return ok and msg or ("could not locate it: " .. tostring(msg))
+end
+
+-- Scales the gradients so that their global L2 norm is at most max_norm
+-- (torch.nn.utils.clip_grad_norm_); returns the norm before clipping.
+local function clip_grad_norm(params, max_norm)
+  local total = 0
+  for _, p in ipairs(params) do
+    local g = p:grad()
+    if g and p:requires_grad() then total = total + T.sumsq(g) end
+  end
+  total = math.sqrt(total)
+  local coef = max_norm / (total + 1e-6)
+  if coef < 1 then
+    for _, p in ipairs(params) do
+      local g = p:grad()
+      if g and p:requires_grad() then g:mul_(coef) end
+    end
+  end
+  return total
+end
+
+-- Early stopping state for callbacks.early_stopping = {monitor="val_loss",
+-- patience=5, mode="min"|"max" (default from the name), min_delta=0}.
+local function early_stopper(spec)
+  if spec == nil then return nil end
+  if type(spec) ~= "table" then argerror(1, "fit", "callbacks.early_stopping must be a table") end
+  local monitor = spec.monitor or "val_loss"
+  local mode = spec.mode or (monitor:match("loss$") and "min" or "max")
+  local patience, delta = spec.patience or 5, spec.min_delta or 0
+  local best, bad = nil, 0
+  return function(rec)
+    local v = rec[monitor]
+    if type(v) ~= "number" then
+      error(string.format("nn.fit: early stopping monitors '%s', which the history does not have", monitor), 0)
+    end
+    local better = best == nil or (mode == "min" and v < best - delta) or (mode == "max" and v > best + delta)
+    if better then best, bad = v, 0 else bad = bad + 1 end
+    return bad >= patience
+  end
+end
 
 -- Saves a checkpoint of the run after `epoch` (atomically, through
 -- nn.save_checkpoint).
@@ -150,6 +224,7 @@ local function save_checkpoint(path, args, epoch, history)
   save(path, {
     model = args.model:state_dict(),
     optimizer = args.optimizer:state_dict(),
+    scheduler = args.scheduler and args.scheduler:state_dict() or nil,
     epoch = epoch,
     history = history,
     rng = {seed = seed, counter = counter},
@@ -157,14 +232,21 @@ local function save_checkpoint(path, args, epoch, history)
 end
 
 -- nn.fit{model=, loss=, optimizer=, train=loader, val=loader, epochs=,
--- metrics=nil, callbacks=nil, checkpoint=nil, resume=nil, verbose=true}
+-- metrics=nil, callbacks=nil, checkpoint=nil, resume=nil, verbose=true,
+-- scheduler=nil, scheduler_step="epoch"|"batch", clip_grad_norm=nil}
 -- trains for `epochs` epochs in all and returns the history: one table per
 -- epoch {epoch=, train_loss=, train_accuracy=, val_loss=, val_accuracy=,
 -- seconds=, images_per_second=, lr=, ...}.
 --   checkpoint = {path=, every=1}: save the run every `every` epochs.
 --   resume = path: continue the run saved there (weights, optimizer, RNG,
 --   epoch, history) up to `epochs` in all, as Keras's initial_epoch.
---   callbacks = {on_batch = f(info), on_epoch = f(record) -> "stop"?}.
+--   callbacks = {on_batch = f(info), on_epoch = f(record) -> "stop"?,
+--                early_stopping = {monitor="val_loss", patience=5, min_delta=0}}.
+--   scheduler: stepped after every epoch (ReduceLROnPlateau with val_loss,
+--   or train_loss without val) or, for OneCycleLR, after every batch.
+--   clip_grad_norm = max: gradients rescaled to a global L2 norm <= max.
+--   A non-finite loss stops training with an error naming the first layer
+--   whose output is not finite.
 function M.fit(args)
   if type(args) ~= "table" then argerror(1, "fit", "table expected, got " .. type(args)) end
   for k in pairs(args) do
@@ -174,7 +256,7 @@ function M.fit(args)
   if type(model) ~= "table" or not model.forward then argerror(1, "fit", "option 'model' must be a module") end
   if loss == nil or not loss.forward then argerror(1, "fit", "option 'loss' must be a loss") end
   if type(opt) ~= "table" or not opt.step then argerror(1, "fit", "option 'optimizer' must be an optimizer") end
-  if train == nil then argerror(1, "fit", "option 'train' (a data loader) is required") end
+  if not train then argerror(1, "fit", "option 'train' (a data loader) is required") end
   local epochs = args.epochs
   if math.type(epochs) ~= "integer" or epochs < 0 then
     argerror(1, "fit", "option 'epochs' must be a non-negative integer")
@@ -188,12 +270,28 @@ function M.fit(args)
     argerror(1, "fit", "option 'checkpoint' must be a table {path=, every=1}")
   end
 
+  local sched = args.scheduler
+  if sched ~= nil and (type(sched) ~= "table" or not sched.step) then
+    argerror(1, "fit", "option 'scheduler' must be a learning-rate scheduler")
+  end
+  local sched_step = args.scheduler_step or (sched and getmetatable(sched).__name == "OneCycleLR" and "batch" or "epoch")
+  if sched_step ~= "epoch" and sched_step ~= "batch" then
+    argerror(1, "fit", "option 'scheduler_step' must be \"epoch\" or \"batch\"")
+  end
+  local plateau = sched and getmetatable(sched).__name == "ReduceLROnPlateau"
+  local max_norm = args.clip_grad_norm
+  if max_norm ~= nil and (type(max_norm) ~= "number" or max_norm <= 0) then
+    argerror(1, "fit", "option 'clip_grad_norm' must be a positive number")
+  end
+  local params = max_norm and model:parameters() or nil
+  local stop_early = early_stopper(callbacks.early_stopping)
   local history, start = {}, args.initial_epoch or 0
   if args.resume then
     local load = package.loaded["nn"].load_checkpoint
     local c = load(args.resume)
     model:load_state_dict(c.model)
     opt:load_state_dict(c.optimizer)
+    if args.scheduler and c.scheduler then args.scheduler:load_state_dict(c.scheduler) end
     if c.rng then core.set_rng_state(c.rng.seed, c.rng.counter) end
     start = c.epoch or 0
     history = c.history or {}
@@ -215,10 +313,14 @@ function M.fit(args)
       local output = model:forward(x)
       local l = loss:forward(output, y)
       if l ~= l or l == math.huge or l == -math.huge then
-        error(string.format("nn.fit: the loss became %s at epoch %d, batch %d", tostring(l), epoch, batch), 0)
+        if progress.tty then out:write("\n") end
+        error(string.format("nn.fit: the loss became %s at epoch %d, batch %d; %s", tostring(l), epoch, batch,
+                            diagnose_nonfinite(model, x)), 0)
       end
       model:backward(x, loss:backward(output, y))
+      if max_norm then clip_grad_norm(params, max_norm) end
       opt:step()
+      if sched and sched_step == "batch" then sched:step() end
       local b = y:size(1)
       n = n + b
       total_loss = total_loss + l * b
@@ -247,7 +349,15 @@ function M.fit(args)
     if ckpt and (epoch % (ckpt.every or 1) == 0 or epoch == epochs) then
       save_checkpoint(ckpt.path, args, epoch, history)
     end
+    if sched and sched_step == "epoch" then
+      if plateau then sched:step(rec.val_loss or rec.train_loss) else sched:step() end
+    end
     if callbacks.on_epoch and callbacks.on_epoch(rec) == "stop" then break end
+    if stop_early and stop_early(rec) then
+      rec.stopped_early = true
+      if verbose then out:write(string.format("early stopping after epoch %d\n", epoch)) end
+      break
+    end
   end
   return history
 end
