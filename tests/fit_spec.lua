@@ -117,3 +117,29 @@ describe("nn.fit", function()
     assert.has_error(function() nn.evaluate(m) end, "bad argument #2 to 'evaluate' (data loader expected, got nil)")
   end)
 end)
+
+describe("nn.save_history", function()
+  it("writes the history as CSV and JSON", function()
+    local prefix = os.tmpname()
+    local h = {{epoch = 1, train_loss = 0.5, train_accuracy = 0.8, val_loss = 0.6, lr = 0.01, seconds = 2},
+               {epoch = 2, train_loss = 0.25, train_accuracy = 0.9, val_loss = 0.55, lr = 0.005, seconds = 2}}
+    local files = nn.save_history(h, prefix)
+    assert.are.equal(prefix .. ".csv", files[1])
+    local f = io.open(prefix .. ".csv")
+    local csv = f:read("a")
+    f:close()
+    assert.are.equal("epoch,train_loss,train_accuracy,val_loss,lr,seconds\n1,0.5,0.8,0.6,0.01,2\n" ..
+                     "2,0.25,0.9,0.55,0.005,2\n", csv)
+    f = io.open(prefix .. ".json")
+    local json = f:read("a")
+    f:close()
+    assert.matches('"train_loss":0.25', json, 1, true)
+    for _, p in ipairs(files) do os.remove(p) end
+    os.remove(prefix)
+  end)
+
+  it("rejects bad arguments", function()
+    assert.has_error(function() nn.save_history(nil, "x") end,
+                     "bad argument #1 to 'save_history' (history table expected, got nil)")
+  end)
+end)

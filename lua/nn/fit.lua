@@ -362,4 +362,80 @@ function M.fit(args)
   return history
 end
 
+-- Writes a file atomically: to a temporary name beside it, then renamed.
+local function write_atomic(path, text)
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "w")
+  if not f then error("save_history: cannot write " .. tostring(err), 3) end
+  local ok, werr = f:write(text)
+  f:close()
+  if not ok then os.remove(tmp); error("save_history: " .. path .. ": " .. tostring(werr), 3) end
+  local rok, rerr = os.rename(tmp, path)
+  if not rok then os.remove(tmp); error("save_history: " .. tostring(rerr), 3) end
+end
+
+-- The columns of a history: epoch first, then every other numeric field in
+-- a stable order (the usual ones first).
+local function history_columns(history)
+  local order = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds",
+                 "images_per_second"}
+  local seen, cols = {}, {}
+  for _, k in ipairs(order) do
+    for _, r in ipairs(history) do
+      if r[k] ~= nil then cols[#cols + 1] = k; seen[k] = true; break end
+    end
+  end
+  local extra = {}
+  for _, r in ipairs(history) do
+    for k, v in pairs(r) do
+      if not seen[k] and (type(v) == "number" or type(v) == "boolean") then extra[k] = true end
+    end
+  end
+  local names = {}
+  for k in pairs(extra) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do cols[#cols + 1] = k end
+  return cols
+end
+
+-- nn.save_history(history, prefix) writes prefix .. ".csv" (one row per
+-- epoch, a header row of column names) and prefix .. ".json" (the array of
+-- records), each atomically; with nn.plot available also prefix .. ".png".
+-- Returns the list of files written.
+function M.save_history(history, prefix)
+  if type(history) ~= "table" then argerror(1, "save_history", "history table expected, got " .. type(history)) end
+  if type(prefix) ~= "string" or prefix == "" then argerror(2, "save_history", "file name prefix expected") end
+  prefix = prefix:gsub("%.csv$", ""):gsub("%.json$", "")
+  local cols = history_columns(history)
+  local lines = {table.concat(cols, ",")}
+  for _, r in ipairs(history) do
+    local row = {}
+    for i, k in ipairs(cols) do
+      local v = r[k]
+      if v == nil then row[i] = ""
+      elseif math.type(v) == "integer" then row[i] = tostring(v)
+      elseif type(v) == "number" then row[i] = string.format("%.9g", v)
+      else row[i] = tostring(v) end
+    end
+    lines[#lines + 1] = table.concat(row, ",")
+  end
+  write_atomic(prefix .. ".csv", table.concat(lines, "\n") .. "\n")
+  local records = {}
+  for i, r in ipairs(history) do
+    local rec = {}
+    for k, v in pairs(r) do
+      if type(v) == "number" or type(v) == "boolean" or type(v) == "string" then rec[k] = v end
+    end
+    records[i] = rec
+  end
+  write_atomic(prefix .. ".json", core.io.json_encode(records) .. "\n")
+  local files = {prefix .. ".csv", prefix .. ".json"}
+  local nn = package.loaded["nn"]
+  if nn and nn.plot and nn.plot.history then
+    nn.plot.history(history, prefix .. ".png")
+    files[#files + 1] = prefix .. ".png"
+  end
+  return files
+end
+
 return M

@@ -47,8 +47,13 @@ nn.optim.lr_scheduler = require "nn.lr_scheduler"
 -- (data, checkpoints, training loop, command-line helpers)
 nn.data = require "nn.data"
 nn.fit, nn.evaluate = require("nn.fit").fit, require("nn.fit").evaluate
+nn.save_history = require("nn.fit").save_history
 nn.cli = require "nn.cli"
+nn.image = require "nn.image"
+nn.augment = require "nn.augment"
 require("nn.checkpoint").install(nn)
+require("nn.datasets").install(nn.data)
+require("nn.metrics").install(nn)
 
 nn.version = "0.1.0"
 
