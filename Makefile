@@ -21,11 +21,12 @@ endif
 LUA_CFLAGS := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LUA_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 BLAS_LIBS  := -lopenblas
+IMG_LIBS   := -lpng -lturbojpeg
 
 CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -fPIC -Wall -Wextra \
            $(OPT) $(LUA_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := -fopenmp $(OPT)
-LIBS    := $(LUA_LIBS) $(BLAS_LIBS) -lz -lm -ldl
+LIBS    := $(LUA_LIBS) $(BLAS_LIBS) $(IMG_LIBS) -lz -lm -ldl
 
 RUNTIME_SRC := $(wildcard runtime/*.c)
 BINDING_SRC := $(filter-out lua/nnlua.c,$(wildcard lua/*.c))
@@ -67,11 +68,11 @@ $(BUILD)/nnlua: $(BUILD)/lua/nnlua.o $(BUILD)/libnnlua.a
 
 # Lua module for a stock lua5.4: require "nn" finds build/nn.so on cpath.
 $(BUILD)/nn.so: $(RUNTIME_OBJ) $(BINDING_OBJ)
-	$(CC) -shared $(LDFLAGS) $^ -o $@ $(BLAS_LIBS) -lz -lm
+	$(CC) -shared $(LDFLAGS) $^ -o $@ $(BLAS_LIBS) $(IMG_LIBS) -lz -lm
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/check.h $(BUILD)/libnnruntime.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libnnruntime.a $(LDFLAGS) $(BLAS_LIBS) -lz -lm
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libnnruntime.a $(LDFLAGS) $(BLAS_LIBS) $(IMG_LIBS) -lz -lm
 
 # The embedding test links the whole library, as a host program would.
 $(BUILD)/tests/test_embed: tests/c/test_embed.c tests/c/check.h $(BUILD)/libnnlua.a

@@ -14,6 +14,7 @@
 #include <lua.h>
 
 #include "../runtime/context.h"
+#include "../runtime/imagestore.h"
 #include "../runtime/layer.h"
 #include "../runtime/tensor.h"
 
@@ -58,6 +59,13 @@ void l_checkopts(lua_State *L, int opts, const char *const *allowed);
  * one table at that index; returns ndim.  Raises on a bad size. */
 int l_checkshape(lua_State *L, int first, int64_t *shape);
 
+/* Pushes s as an nn.ImageStore userdata, taking over the caller's reference
+ * (s may not be NULL).  Defined in l_data.c. */
+void l_pushimagestore(lua_State *L, nn_imagestore *s);
+/* The live store at index i, or raises "bad argument #i to 'f'
+ * (nn.ImageStore expected, got T)".  Borrowed. */
+nn_imagestore *l_checkimagestore(lua_State *L, int i);
+
 /* Per-file registration, called by luaopen_nn with the core table at index
  * t and the context userdata at ctx. */
 void l_open_tensor(lua_State *L, int t, int ctx);
@@ -67,5 +75,9 @@ void l_open_optim(lua_State *L, int t, int ctx);
 void l_open_io(lua_State *L, int t, int ctx);
 void l_open_data(lua_State *L, int t, int ctx);
 void l_open_train(lua_State *L, int t, int ctx);
+void l_open_csv(lua_State *L, int t, int ctx);
+void l_open_plot(lua_State *L, int t, int ctx);
+void l_open_image(lua_State *L, int t, int ctx);
+void l_open_augment(lua_State *L, int t, int ctx);
 
 #endif

@@ -305,6 +305,10 @@ int luaopen_nn(lua_State *L) {
   l_open_io(L, core, ctx_idx);
   l_open_data(L, core, ctx_idx);
   l_open_train(L, core, ctx_idx);
+  l_open_csv(L, core, ctx_idx);
+  l_open_plot(L, core, ctx_idx);
+  l_open_image(L, core, ctx_idx);
+  l_open_augment(L, core, ctx_idx);
 
   /* The core table goes to the embedded modules as their second argument
    * (also package.loaded["nn.core"]). */

@@ -30,6 +30,18 @@ static nn_imagestore *checkstore(lua_State *L, int i) {
   return *box;
 }
 
+nn_imagestore *l_checkimagestore(lua_State *L, int i) {
+  if (!luaL_testudata(L, i, NN_IMAGESTORE_MT))
+    luaL_typeerror(L, i, NN_IMAGESTORE_MT);
+  return checkstore(L, i);
+}
+
+void l_pushimagestore(lua_State *L, nn_imagestore *s) {
+  nn_imagestore **box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = s;
+  luaL_setmetatable(L, NN_IMAGESTORE_MT);
+}
+
 /* __gc and __close: drops the reference; a second call is harmless. */
 static int l_store_gc(lua_State *L) {
   nn_imagestore **box = luaL_checkudata(L, 1, NN_IMAGESTORE_MT);

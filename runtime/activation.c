@@ -15,31 +15,44 @@
 static const float SQRT1_2 = 0.70710678118654752440f;   /* 1 / sqrt(2) */
 static const float INV_SQRT_2PI = 0.39894228040143267794f; /* 1/sqrt(2 pi) */
 
+/* The elementwise kernels below are written as branch-free selects in
+ * `omp simd` loops: with random signs a branch per element mispredicts half
+ * the time and costs ten times the memory traffic. */
+
 void nn_relu_forward(nn_ctx *ctx, const float *x, float *y, int64_t n) {
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (n >= PAR_MIN)
+#pragma omp parallel for simd num_threads(ctx->num_threads) \
+    schedule(static) if (n >= PAR_MIN)
   for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 void nn_relu_backward(nn_ctx *ctx, const float *x, const float *gy, float *gx,
                       int64_t n) {
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (n >= PAR_MIN)
-  for (int64_t i = 0; i < n; i++) gx[i] = x[i] > 0.0f ? gy[i] : 0.0f;
+#pragma omp parallel for simd num_threads(ctx->num_threads) \
+    schedule(static) if (n >= PAR_MIN)
+  for (int64_t i = 0; i < n; i++) {
+    float g = gy[i];
+    gx[i] = x[i] > 0.0f ? g : 0.0f;
+  }
 }
 
 void nn_leaky_relu_forward(nn_ctx *ctx, const float *x, float *y, int64_t n,
                            float slope) {
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (n >= PAR_MIN)
-  for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : x[i] * slope;
+#pragma omp parallel for simd num_threads(ctx->num_threads) \
+    schedule(static) if (n >= PAR_MIN)
+  for (int64_t i = 0; i < n; i++) {
+    float v = x[i];
+    y[i] = v > 0.0f ? v : v * slope;
+  }
 }
 
 void nn_leaky_relu_backward(nn_ctx *ctx, const float *x, const float *gy,
                             float *gx, int64_t n, float slope) {
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (n >= PAR_MIN)
-  for (int64_t i = 0; i < n; i++) gx[i] = x[i] > 0.0f ? gy[i] : gy[i] * slope;
+#pragma omp parallel for simd num_threads(ctx->num_threads) \
+    schedule(static) if (n >= PAR_MIN)
+  for (int64_t i = 0; i < n; i++) {
+    float g = gy[i];
+    gx[i] = x[i] > 0.0f ? g : g * slope;
+  }
 }
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -374,7 +387,7 @@ static int act_backward(nn_layer *l, nn_tensor *x, nn_tensor *gy,
     nn_tensor_shape_str(gy, gs, sizeof gs);
     return nn_seterr(err, "expected grad_output of shape %s, got %s", xs, gs);
   }
-  nn_tensor *g = nn_tensor_empty(x->ndim, x->shape, err);
+  nn_tensor *g = nn_layer_grad_input(l, x->ndim, x->shape, err);
   if (!g) return -1;
   int64_t rows, cols;
   rows_cols(x, &rows, &cols);

@@ -10,10 +10,22 @@
 #include "gemm.h"
 #include "layer.h"
 
-/* The weight gradient is reduced over the batch with one gemm per chunk of
- * samples whose columns fit in about this many floats.  The chunking depends
- * on the shapes only, never on the thread count. */
-#define DW_BUDGET ((int64_t)1 << 22)
+/* Batched lowering: samples are unfolded side by side into one column
+ * matrix [k, nb * p] for chunks of nb samples, so that one gemm per chunk
+ * replaces nb skinny ones.  The forward pass uses it when an image has fewer
+ * than BATCH_P output positions, with chunks of about FWD_COLS columns (the
+ * gemm is then as fast as on large shapes while the columns stay small).
+ * The weight gradient is always reduced by chunks (one gemm per chunk),
+ * whose columns plus gathered gradients fit in about CHUNK_BUDGET floats.
+ * The chunking depends on the shapes only, never on the thread count. */
+#define CHUNK_BUDGET ((int64_t)1 << 22)
+#define BATCH_P 256
+#define FWD_COLS 128
+
+/* grad_input is computed as a convolution (a gemm with cin rows and
+ * cout * kh * kw depth) when cin >= GX_MIN_CIN and cout <= cin; otherwise
+ * the col2im form (cin * kh * kw rows, depth cout) measured faster. */
+#define GX_MIN_CIN 64
 
 int64_t nn_conv_out_size(int64_t in, int k, int s, int p) {
   int64_t span = in + 2 * (int64_t)p - k;
@@ -113,20 +125,25 @@ static int is_pointwise(const nn_conv2d_geom *g) {
          g->pw == 0;
 }
 
-/* Samples per weight-gradient gemm (see DW_BUDGET). */
-static int64_t dw_chunk(const nn_conv2d_geom *g) {
-  int64_t per = (g->cin * g->kh * g->kw + g->cout) * g->ho * g->wo;
-  int64_t b = per > 0 ? DW_BUDGET / per : 1;
-  if (b > g->n) b = g->n;
-  return b < 1 ? 1 : b;
+/* Samples per chunk of the batched lowering (see CHUNK_BUDGET), balanced so
+ * that the chunks of a batch have nearly equal sizes.  forward: chunks of
+ * about BATCH_P columns for the forward gemm; else the largest chunks within
+ * the budget for the weight-gradient reduction. */
+static int64_t chunk_samples(const nn_conv2d_geom *g, int forward) {
+  int64_t p = g->ho * g->wo;
+  int64_t per = (g->cin * g->kh * g->kw + g->cout) * p;
+  int64_t most = per > 0 ? CHUNK_BUDGET / per : g->n;
+  if (forward && p > 0 && most > (FWD_COLS + p - 1) / p)
+    most = (FWD_COLS + p - 1) / p;
+  if (most > g->n) most = g->n;
+  if (most < 1) most = 1;
+  int64_t nchunks = (g->n + most - 1) / most;
+  return nchunks > 0 ? (g->n + nchunks - 1) / nchunks : 1;
 }
 
-int64_t nn_conv2d_workspace_size(const nn_conv2d_geom *g, int nthreads) {
-  int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
-  int64_t slots = nthreads < 1 ? 1 : nthreads;
-  int64_t per_sample = slots * k * p;
-  int64_t dw = dw_chunk(g) * (k + g->cout) * p;
-  return per_sample > dw ? per_sample : dw;
+/* Whether the forward pass lowers whole chunks of the batch at once. */
+static int forward_batched(const nn_conv2d_geom *g) {
+  return g->n > 1 && g->ho * g->wo < BATCH_P;
 }
 
 /* y[c, :] += b[c] for one sample's output [cout, p]. */
@@ -153,11 +170,54 @@ static void forward_one(const nn_conv2d_geom *g, int threads, int64_t n,
   if (b) add_bias(b, g->cout, p, yn);
 }
 
+/* Forward of the nb samples from n0 as one chunk, on one thread: col
+ * [k, nb * p] holds the chunk's columns, out [cout, nb * p] the gemm's
+ * result, scattered to y plus the bias. */
+static void forward_chunk(const nn_conv2d_geom *g, int64_t n0, int64_t nb,
+                          const float *x, const float *w, const float *b,
+                          float *y, float *col) {
+  int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
+  int64_t xs = g->cin * g->h * g->w, cout = g->cout, ld = nb * p;
+  float *out = col + nb * k * p;
+  for (int64_t s = 0; s < nb; s++)
+    nn_im2col(g, x + (n0 + s) * xs, col + s * p, ld);
+  nn_gemm(1, 0, 0, cout, ld, k, 1.0f, w, k, col, ld, 0.0f, out, ld);
+  for (int64_t s = 0; s < nb; s++)
+    for (int64_t c = 0; c < cout; c++) {
+      const float *src = out + c * ld + s * p;
+      float *dst = y + ((n0 + s) * cout + c) * p;
+      float bc = b ? b[c] : 0.0f;
+      for (int64_t i = 0; i < p; i++) dst[i] = src[i] + bc;
+    }
+}
+
+/* Forward by chunks, one chunk per thread at a time.  A chunk's gemm is
+ * never split: OpenBLAS picks its kernel (direct, small-matrix or blocked)
+ * by shape, so a split would make the rounding depend on the thread count.
+ * FWD_COLS is small enough for two chunks even on 2x2 images. */
+static void forward_chunks(int nthreads, const nn_conv2d_geom *g,
+                           const float *x, const float *w, const float *b,
+                           float *y, float *ws) {
+  int64_t chunk = chunk_samples(g, 1);
+  int64_t nchunks = (g->n + chunk - 1) / chunk;
+  int64_t slot = chunk * (g->cin * g->kh * g->kw + g->cout) * g->ho * g->wo;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+  for (int64_t ci = 0; ci < nchunks; ci++) {
+    int64_t n0 = ci * chunk;
+    int64_t nb = g->n - n0 < chunk ? g->n - n0 : chunk;
+    forward_chunk(g, n0, nb, x, w, b, y, ws + omp_get_thread_num() * slot);
+  }
+}
+
 void nn_conv2d_forward_kernel(int nthreads, const nn_conv2d_geom *g,
                               const float *x, const float *w, const float *b,
                               float *y, float *ws) {
   int64_t slot = g->cin * g->kh * g->kw * g->ho * g->wo;
   if (g->n <= 0 || slot == 0 || g->cout == 0) return;
+  if (forward_batched(g)) {
+    forward_chunks(nthreads, g, x, w, b, y, ws);
+    return;
+  }
   if (nthreads > 1 && g->n < nthreads) {
     /* Too few samples to go round: parallelise inside each gemm. */
     for (int64_t n = 0; n < g->n; n++)
@@ -167,6 +227,21 @@ void nn_conv2d_forward_kernel(int nthreads, const nn_conv2d_geom *g,
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t n = 0; n < g->n; n++)
     forward_one(g, 1, n, x, w, b, y, ws + omp_get_thread_num() * slot);
+}
+
+/* gb[c] += sum of gy[:, c, :], each channel summed in a fixed order. */
+static void grad_bias(int nthreads, const nn_conv2d_geom *g, const float *gy,
+                      float *gb) {
+  int64_t p = g->ho * g->wo;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+  for (int64_t c = 0; c < g->cout; c++) {
+    double s = 0.0;
+    for (int64_t n = 0; n < g->n; n++) {
+      const float *src = gy + (n * g->cout + c) * p;
+      for (int64_t i = 0; i < p; i++) s += src[i];
+    }
+    gb[c] += (float)s;
+  }
 }
 
 /* gx for sample n: gcol = w^T gy_n, folded back into the image. */
@@ -186,12 +261,14 @@ static void grad_input_one(const nn_conv2d_geom *g, int threads, int64_t n,
   nn_col2im(g, col, p, gxn);
 }
 
-/* gw += sum over samples of gy_n [cout, p] * col_n^T [p, k], one gemm per
- * fixed chunk of samples whose columns sit side by side in ws. */
+/* gw += sum over samples of gy_n [cout, p] col_n^T [p, k], by chunks: per
+ * chunk, gyc [cout, nb * p] gathers the chunk's gy and col [k, nb * p] its
+ * columns, reduced by one gemm.  The chunks are added in order. */
 static void grad_weight(int nthreads, const nn_conv2d_geom *g, const float *x,
                         const float *gy, float *gw, float *ws) {
   int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
-  int64_t chunk = dw_chunk(g);
+  int64_t xs = g->cin * g->h * g->w, cout = g->cout;
+  int64_t chunk = chunk_samples(g, 0);
   float *col = ws, *gyc = ws + chunk * k * p;
   for (int64_t n0 = 0; n0 < g->n; n0 += chunk) {
     int64_t nb = g->n - n0 < chunk ? g->n - n0 : chunk;
@@ -199,29 +276,66 @@ static void grad_weight(int nthreads, const nn_conv2d_geom *g, const float *x,
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t s = 0; s < nb; s++) {
       int64_t n = n0 + s;
-      nn_im2col(g, x + n * g->cin * g->h * g->w, col + s * p, ld);
-      const float *gyn = gy + n * g->cout * p;
-      for (int64_t c = 0; c < g->cout; c++)
+      nn_im2col(g, x + n * xs, col + s * p, ld);
+      const float *gyn = gy + n * cout * p;
+      for (int64_t c = 0; c < cout; c++)
         memcpy(gyc + c * ld + s * p, gyn + c * p, (size_t)p * sizeof(float));
     }
-    nn_gemm(nthreads, 0, 1, g->cout, k, ld, 1.0f, gyc, ld, col, ld, 1.0f, gw,
-            k);
+    nn_gemm(nthreads, 0, 1, cout, k, ld, 1.0f, gyc, ld, col, ld, 1.0f, gw, k);
   }
 }
 
-/* gb[c] += sum of gy[:, c, :], each channel summed in a fixed order. */
-static void grad_bias(int nthreads, const nn_conv2d_geom *g, const float *gy,
-                      float *gb) {
-  int64_t p = g->ho * g->wo;
+/* Whether gx is computed as a forward convolution of gy with the flipped,
+ * transposed kernel: stride 1 and padding below the kernel size (then the
+ * gemm runs over cout * kh * kw instead of cout, im2col replaces the
+ * scattered adds of col2im, and small images are lowered by chunks of the
+ * batch); see GX_MIN_CIN.  Pointwise kernels need no columns at all. */
+static int grad_input_as_conv(const nn_conv2d_geom *g) {
+  return g->sh == 1 && g->sw == 1 && g->ph < g->kh && g->pw < g->kw &&
+         !is_pointwise(g) && g->cin >= GX_MIN_CIN && g->cout <= g->cin;
+}
+
+/* The geometry of that convolution: gy [n, cout, ho, wo] -> [n, cin, h, w]
+ * with padding k - 1 - p, so that its output size is h, w. */
+static void transposed_geom(const nn_conv2d_geom *g, nn_conv2d_geom *t) {
+  nn_conv2d_geom_set(t, g->n, g->cout, g->ho, g->wo, g->cin, g->kh, g->kw, 1,
+                     1, g->kh - 1 - g->ph, g->kw - 1 - g->pw);
+}
+
+/* wt [cin, cout, kh, kw] = w [cout, cin, kh, kw] transposed in the channels
+ * and flipped in both spatial dimensions. */
+static void flip_kernel(int nthreads, const nn_conv2d_geom *g, const float *w,
+                        float *wt) {
+  int64_t kk = (int64_t)g->kh * g->kw;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
-  for (int64_t c = 0; c < g->cout; c++) {
-    double s = 0.0;
-    for (int64_t n = 0; n < g->n; n++) {
-      const float *src = gy + (n * g->cout + c) * p;
-      for (int64_t i = 0; i < p; i++) s += src[i];
+  for (int64_t ci = 0; ci < g->cin; ci++)
+    for (int64_t co = 0; co < g->cout; co++) {
+      const float *src = w + (co * g->cin + ci) * kk;
+      float *dst = wt + (ci * g->cout + co) * kk;
+      for (int64_t t = 0; t < kk; t++) dst[t] = src[kk - 1 - t];
     }
-    gb[c] += (float)s;
+}
+
+/* Floats of workspace of the forward kernel alone. */
+static int64_t forward_workspace(const nn_conv2d_geom *g, int64_t slots) {
+  int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
+  if (forward_batched(g))
+    return slots * chunk_samples(g, 1) * (k + g->cout) * p;
+  return slots * k * p;
+}
+
+int64_t nn_conv2d_workspace_size(const nn_conv2d_geom *g, int nthreads) {
+  int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
+  int64_t slots = nthreads < 1 ? 1 : nthreads;
+  int64_t need = forward_workspace(g, slots);
+  int64_t gw = chunk_samples(g, 0) * (k + g->cout) * p, gx = slots * k * p;
+  if (grad_input_as_conv(g)) {
+    nn_conv2d_geom t;
+    transposed_geom(g, &t);
+    gx = g->cin * g->cout * g->kh * g->kw + forward_workspace(&t, slots);
   }
+  if (gw > need) need = gw;
+  return gx > need ? gx : need;
 }
 
 void nn_conv2d_backward_kernel(int nthreads, const nn_conv2d_geom *g,
@@ -236,6 +350,14 @@ void nn_conv2d_backward_kernel(int nthreads, const nn_conv2d_geom *g,
   if (gb) grad_bias(nthreads, g, gy, gb);
   if (gw) grad_weight(nthreads, g, x, gy, gw, ws);
   if (!gx) return;
+  if (grad_input_as_conv(g)) {
+    nn_conv2d_geom t;
+    transposed_geom(g, &t);
+    flip_kernel(nthreads, g, w, ws);
+    nn_conv2d_forward_kernel(nthreads, &t, gy, ws, NULL, gx,
+                             ws + g->cin * g->cout * g->kh * g->kw);
+    return;
+  }
   if (nthreads > 1 && g->n < nthreads) {
     for (int64_t n = 0; n < g->n; n++)
       grad_input_one(g, nthreads, n, w, gy, gx, ws);
@@ -253,9 +375,16 @@ typedef struct conv2d {
   int64_t cin, cout;
   int kh, kw, sh, sw, ph, pw;
   int bias;
-  float *ws; /* workspace reused across calls */
-  int64_t ws_size;
 } conv2d;
+
+/* The workspace is shared by all Conv2d layers run by one OS thread (layers
+ * run one at a time, and the workspace only lives during a call): one
+ * buffer, sized for the largest layer, instead of one per layer, so it is
+ * touched once and kept.  It is freed when the last Conv2d layer created by
+ * this thread is destroyed (a later call simply allocates it again). */
+static _Thread_local float *shared_ws;
+static _Thread_local int64_t shared_ws_size;
+static _Thread_local int64_t live_layers;
 
 /* Checks x ([N, cin, H, W] or [cin, H, W]) and fills g (n = 1 when
  * unbatched). */
@@ -303,14 +432,14 @@ static int output_shape(const nn_conv2d_geom *g, const nn_tensor *x,
 
 static float *workspace(conv2d *c, const nn_conv2d_geom *g, nn_error *err) {
   int64_t need = nn_conv2d_workspace_size(g, c->base.ctx->num_threads);
-  if (need > c->ws_size || !c->ws) {
-    nn_free_floats(c->ws);
-    c->ws_size = 0;
-    c->ws = nn_alloc_floats(need, err);
-    if (!c->ws) return NULL;
-    c->ws_size = need;
+  if (need > shared_ws_size || !shared_ws) {
+    nn_free_floats(shared_ws);
+    shared_ws_size = 0;
+    shared_ws = nn_alloc_floats(need > 0 ? need : 1, err);
+    if (!shared_ws) return NULL;
+    shared_ws_size = need;
   }
-  return c->ws;
+  return shared_ws;
 }
 
 static int conv2d_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
@@ -378,9 +507,12 @@ static void conv2d_extra_repr(const nn_layer *l, char *buf, size_t n) {
 }
 
 static void conv2d_destroy(nn_layer *l) {
-  conv2d *c = (conv2d *)l;
-  nn_free_floats(c->ws);
-  c->ws = NULL;
+  (void)l;
+  if (--live_layers > 0) return;
+  live_layers = 0;
+  nn_free_floats(shared_ws);
+  shared_ws = NULL;
+  shared_ws_size = 0;
 }
 
 static const nn_layer_ops conv2d_ops = {
@@ -419,6 +551,7 @@ nn_layer *nn_conv2d_new(nn_ctx *ctx, int64_t cin, int64_t cout, int kh, int kw,
     return NULL;
   }
   nn_layer_init(&c->base, &conv2d_ops, ctx);
+  live_layers++;
   c->cin = cin;
   c->cout = cout;
   c->kh = kh;

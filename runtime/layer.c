@@ -48,15 +48,33 @@ nn_tensor *nn_layer_buffer(const nn_layer *l, const char *name) {
 
 nn_tensor *nn_layer_output(nn_layer *l, int ndim, const int64_t *shape,
                            nn_error *err) {
-  nn_tensor *o = l->output;
-  if (o && o->refcount == 1 && o->storage->refcount == 1 &&
-      nn_tensor_has_shape(o, ndim, shape))
-    return nn_tensor_retain(o);
-  nn_tensor *y = nn_tensor_empty(ndim, shape, err);
-  if (!y) return NULL;
-  nn_tensor_release(l->output);
-  l->output = nn_tensor_retain(y);
-  return y;
+  (void)l;
+  return nn_tensor_empty(ndim, shape, err);
+}
+
+nn_tensor *nn_layer_grad_input(nn_layer *l, int ndim, const int64_t *shape,
+                               nn_error *err) {
+  (void)l;
+  return nn_tensor_empty(ndim, shape, err);
+}
+
+/* The calling thread's scratch buffer (see nn_layer_scratch). */
+static _Thread_local float *scratch;
+static _Thread_local int64_t scratch_n;
+
+float *nn_layer_scratch(int64_t n, nn_error *err) {
+  if (n <= scratch_n && scratch) return scratch;
+  nn_free_floats(scratch);
+  scratch_n = 0;
+  scratch = nn_alloc_floats(n, err);
+  if (scratch) scratch_n = n;
+  return scratch;
+}
+
+void nn_layer_scratch_free(void) {
+  nn_free_floats(scratch);
+  scratch = NULL;
+  scratch_n = 0;
 }
 
 static int need_contiguous(const nn_layer *l, const nn_tensor *t,

@@ -68,11 +68,31 @@ void nn_layer_add_buffer(nn_layer *l, const char *name, nn_tensor *t);
 /* Finds a parameter or buffer by name; NULL if absent.  Borrowed. */
 nn_tensor *nn_layer_param(const nn_layer *l, const char *name);
 nn_tensor *nn_layer_buffer(const nn_layer *l, const char *name);
-/* Returns an owned reference to an output tensor of the given shape, reusing
- * l->output when its shape matches and nobody else holds it (contents are
- * then stale, not zeroed), else allocating a new one and caching it. */
+/* Returns an owned, uninitialised output tensor of the given shape.  Large
+ * buffers come from the allocator's cache of recently freed blocks (see
+ * nn_alloc_floats), so a buffer released by the caller (Sequential releases
+ * the activations it no longer needs) is reused by the next request of the
+ * same size, in this layer or another, without fresh page faults; nothing
+ * is pinned per layer (l->output stays NULL), so dead activations do not
+ * hold memory. */
 nn_tensor *nn_layer_output(nn_layer *l, int ndim, const int64_t *shape,
                            nn_error *err);
+/* The same for the grad_input a backward returns: an owned, uninitialised
+ * tensor of the given shape, recycled the same way once the caller releases
+ * it.  Every layer's backward should take its grad_input from here. */
+nn_tensor *nn_layer_grad_input(nn_layer *l, int ndim, const int64_t *shape,
+                               nn_error *err);
+/* A scratch buffer of at least n floats (uninitialised) shared by all the
+ * layers run on the calling thread: a workspace needed only during one
+ * forward or backward call (im2col columns, packed panels) should come from
+ * here rather than be kept per layer, so a deep network holds one workspace
+ * (the largest) instead of one per layer.  Valid until the next call of
+ * nn_layer_scratch on this thread; do not free it.  NULL with err when out
+ * of memory.  Not for use inside an OpenMP region (take it before, and
+ * split it between threads). */
+float *nn_layer_scratch(int64_t n, nn_error *err);
+/* Returns the calling thread's scratch buffer to the allocator. */
+void nn_layer_scratch_free(void);
 /* Calls ops->forward / ops->backward after checking x (and gy) contiguity. */
 int nn_layer_forward(nn_layer *l, nn_tensor *x, nn_tensor **y, nn_error *err);
 int nn_layer_backward(nn_layer *l, nn_tensor *x, nn_tensor *gy, nn_tensor **gx,

@@ -2,6 +2,7 @@
 #include "norm.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -10,26 +11,78 @@
 
 /* Below this many elements a kernel runs on the calling thread only. */
 #define PAR_MIN 16384
+/* Sums over a plane run in float vector lanes over blocks of this many
+ * values, then in double: vectorised and still accurate for large planes. */
+#define BLOCK 1024
 
-/* Mean and biased variance of channel c, two-pass in double. */
+/* Per channel, x [N, C, HW] is N contiguous planes of HW values: every kernel
+ * runs over channels in parallel (one thread owns a channel, so results do
+ * not depend on the thread count) and over each plane with a vectorised
+ * inner loop. */
+
+/* sum(x - k) and sum((x - k)^2) over n values, added to s1 and s2. */
+static void shifted_sums(const float *x, int64_t n, float k, double *s1,
+                         double *s2) {
+  for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
+    int64_t e = i0 + BLOCK < n ? i0 + BLOCK : n;
+    float a = 0.0f, b = 0.0f;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t i = i0; i < e; i++) {
+      float d = x[i] - k;
+      a += d;
+      b += d * d;
+    }
+    *s1 += a;
+    *s2 += b;
+  }
+}
+
+/* sum(gy) and sum(gy * (x - mean)) over n values, added to sg and sgx. */
+static void grad_sums(const float *x, const float *gy, int64_t n, float mean,
+                      double *sg, double *sgx) {
+  for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
+    int64_t e = i0 + BLOCK < n ? i0 + BLOCK : n;
+    float a = 0.0f, b = 0.0f;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t i = i0; i < e; i++) {
+      float g = gy[i];
+      a += g;
+      b += g * (x[i] - mean);
+    }
+    *sg += a;
+    *sgx += b;
+  }
+}
+
+/* Mean and biased variance of channel c in one pass, from sums shifted by
+ * the channel's first value (so that a large mean does not cancel the
+ * variance away). */
 static void channel_moments(const float *x, int64_t N, int64_t C, int64_t HW,
                             int64_t c, double *mean, double *var) {
-  double sum = 0.0;
-  for (int64_t n = 0; n < N; n++) {
-    const float *p = x + (n * C + c) * HW;
-    for (int64_t i = 0; i < HW; i++) sum += p[i];
-  }
-  double m = sum / (double)(N * HW);
-  double sq = 0.0;
-  for (int64_t n = 0; n < N; n++) {
-    const float *p = x + (n * C + c) * HW;
-    for (int64_t i = 0; i < HW; i++) {
-      double d = p[i] - m;
-      sq += d * d;
-    }
-  }
-  *mean = m;
-  *var = sq / (double)(N * HW);
+  float k = x[c * HW];
+  double s1 = 0.0, s2 = 0.0;
+  for (int64_t n = 0; n < N; n++)
+    shifted_sums(x + (n * C + c) * HW, HW, k, &s1, &s2);
+  double M = (double)(N * HW), d = s1 / M;
+  double v = s2 / M - d * d;
+  *mean = k + d;
+  *var = v > 0.0 ? v : 0.0;
+}
+
+/* y = x * a + b over one plane. */
+static void affine_plane(const float *x, float *y, int64_t n, float a,
+                         float b) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) y[i] = x[i] * a + b;
+}
+
+/* y = (x - mean[c]) * invstd[c] * weight[c] + bias[c] over channel c. */
+static void normalize_channel(const float *x, int64_t N, int64_t C, int64_t HW,
+                              int64_t c, float mean, float invstd, float w,
+                              float b, float *y) {
+  float a = invstd * w, s = b - mean * a;
+  for (int64_t n = 0; n < N; n++)
+    affine_plane(x + (n * C + c) * HW, y + (n * C + c) * HW, HW, a, s);
 }
 
 void nn_batchnorm_stats(nn_ctx *ctx, const float *x, int64_t N, int64_t C,
@@ -46,20 +99,35 @@ void nn_batchnorm_stats(nn_ctx *ctx, const float *x, int64_t N, int64_t C,
   }
 }
 
-/* y = (x - mean[c]) * invstd[c] * weight[c] + bias[c] over all N*C blocks. */
-static void normalize(nn_ctx *ctx, const float *x, int64_t N, int64_t C,
-                      int64_t HW, const float *weight, const float *bias,
-                      const float *mean, const float *invstd, float *y) {
-#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
-    if (N * C * HW >= PAR_MIN)
-  for (int64_t b = 0; b < N * C; b++) {
-    int64_t c = b % C;
-    float m = mean[c];
-    float k = invstd[c] * (weight ? weight[c] : 1.0f);
-    float s = bias ? bias[c] : 0.0f;
-    const float *xp = x + b * HW;
-    float *yp = y + b * HW;
-    for (int64_t i = 0; i < HW; i++) yp[i] = (xp[i] - m) * k + s;
+/* Mean and biased variance of a channel from its per-plane shifted sums
+ * part[2 * (n * C + c) + {0, 1}] (shift k), summed over n in order. */
+static void reduce_moments(const double *part, int64_t N, int64_t C,
+                           int64_t HW, int64_t c, float k, double *mean,
+                           double *var) {
+  double s1 = 0.0, s2 = 0.0;
+  for (int64_t n = 0; n < N; n++) {
+    s1 += part[2 * (n * C + c)];
+    s2 += part[2 * (n * C + c) + 1];
+  }
+  double M = (double)(N * HW), d = s1 / M;
+  double v = s2 / M - d * d;
+  *mean = k + d;
+  *var = v > 0.0 ? v : 0.0;
+}
+
+/* Stores the batch statistics of channel c and updates the running ones. */
+static void store_stats(int64_t c, double mean, double var, int64_t M,
+                        float momentum, float eps, float *running_mean,
+                        float *running_var, float *save_mean,
+                        float *save_invstd) {
+  double mom = momentum;
+  save_mean[c] = (float)mean;
+  save_invstd[c] = (float)(1.0 / sqrt(var + eps));
+  if (running_mean)
+    running_mean[c] = (float)((1.0 - mom) * running_mean[c] + mom * mean);
+  if (running_var) {
+    double unbiased = M > 1 ? var * (double)M / (double)(M - 1) : NAN;
+    running_var[c] = (float)((1.0 - mom) * running_var[c] + mom * unbiased);
   }
 }
 
@@ -71,22 +139,63 @@ void nn_batchnorm_forward_train(nn_ctx *ctx, const float *x, int64_t N,
                                 float *save_invstd) {
   int64_t M = N * HW;
   if (M == 0) return;
-  double mom = momentum;
+  /* Three sweeps over contiguous planes (sums per plane, statistics per
+   * channel, normalisation per plane) stream through memory; the planes of
+   * one channel are C * HW apart and would thrash the cache's sets. */
+  int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
+  double *part = malloc((size_t)(2 * N * C) * sizeof(double));
+  float *coef = malloc((size_t)(2 * C * nt + C) * sizeof(float));
+  if (!part || !coef) { /* per channel, needing no memory */
+    free(part);
+    free(coef);
 #pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
     if (N * C * HW >= PAR_MIN)
-  for (int64_t c = 0; c < C; c++) {
-    double mean, var;
-    channel_moments(x, N, C, HW, c, &mean, &var);
-    save_mean[c] = (float)mean;
-    save_invstd[c] = (float)(1.0 / sqrt(var + eps));
-    if (running_mean)
-      running_mean[c] = (float)((1.0 - mom) * running_mean[c] + mom * mean);
-    if (running_var) {
-      double unbiased = M > 1 ? var * (double)M / (double)(M - 1) : NAN;
-      running_var[c] = (float)((1.0 - mom) * running_var[c] + mom * unbiased);
+    for (int64_t c = 0; c < C; c++) {
+      double mean, var;
+      channel_moments(x, N, C, HW, c, &mean, &var);
+      store_stats(c, mean, var, M, momentum, eps, running_mean, running_var,
+                  save_mean, save_invstd);
+      normalize_channel(x, N, C, HW, c, save_mean[c], save_invstd[c],
+                        weight ? weight[c] : 1.0f, bias ? bias[c] : 0.0f, y);
+    }
+    return;
+  }
+  /* One barrier only (barriers are slow on a busy machine): after the sums,
+   * every thread reduces all channels itself, in the same order, into its
+   * own coefficients; thread 0 stores the statistics.  The shifts are
+   * copied first, since y may alias x. */
+  float *shift = coef + 2 * C * nt;
+  for (int64_t c = 0; c < C; c++) shift[c] = x[c * HW];
+#pragma omp parallel num_threads(nt) if (N * C * HW >= PAR_MIN)
+  {
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < N * C; b++) {
+      double s1 = 0.0, s2 = 0.0;
+      shifted_sums(x + b * HW, HW, shift[b % C], &s1, &s2);
+      part[2 * b] = s1;
+      part[2 * b + 1] = s2;
+    }
+    int tid = omp_get_thread_num();
+    float *cf = coef + 2 * C * tid;
+    for (int64_t c = 0; c < C; c++) {
+      double mean, var;
+      reduce_moments(part, N, C, HW, c, shift[c], &mean, &var);
+      if (tid == 0)
+        store_stats(c, mean, var, M, momentum, eps, running_mean, running_var,
+                    save_mean, save_invstd);
+      float invstd = (float)(1.0 / sqrt(var + eps));
+      float a = invstd * (weight ? weight[c] : 1.0f);
+      cf[2 * c] = a;
+      cf[2 * c + 1] = (bias ? bias[c] : 0.0f) - (float)mean * a;
+    }
+#pragma omp for schedule(static) nowait
+    for (int64_t b = 0; b < N * C; b++) {
+      int64_t c = b % C;
+      affine_plane(x + b * HW, y + b * HW, HW, cf[2 * c], cf[2 * c + 1]);
     }
   }
-  normalize(ctx, x, N, C, HW, weight, bias, save_mean, save_invstd, y);
+  free(part);
+  free(coef);
 }
 
 void nn_batchnorm_forward_eval(nn_ctx *ctx, const float *x, int64_t N,
@@ -97,13 +206,10 @@ void nn_batchnorm_forward_eval(nn_ctx *ctx, const float *x, int64_t N,
     if (N * C * HW >= PAR_MIN)
   for (int64_t b = 0; b < N * C; b++) {
     int64_t c = b % C;
-    float m = running_mean[c];
-    float k = (float)(1.0 / sqrt((double)running_var[c] + eps)) *
-              (weight ? weight[c] : 1.0f);
-    float s = bias ? bias[c] : 0.0f;
-    const float *xp = x + b * HW;
-    float *yp = y + b * HW;
-    for (int64_t i = 0; i < HW; i++) yp[i] = (xp[i] - m) * k + s;
+    float invstd = (float)(1.0 / sqrt((double)running_var[c] + eps));
+    float a = invstd * (weight ? weight[c] : 1.0f);
+    float s = (bias ? bias[c] : 0.0f) - running_mean[c] * a;
+    affine_plane(x + b * HW, y + b * HW, HW, a, s);
   }
 }
 
@@ -113,16 +219,32 @@ static void channel_grad_sums(const float *x, const float *gy, int64_t N,
                               float invstd, double *sum_gy,
                               double *sum_gy_xhat) {
   double sg = 0.0, sgx = 0.0;
-  for (int64_t n = 0; n < N; n++) {
-    const float *xp = x + (n * C + c) * HW;
-    const float *gp = gy + (n * C + c) * HW;
-    for (int64_t i = 0; i < HW; i++) {
-      sg += gp[i];
-      sgx += (double)gp[i] * ((xp[i] - mean) * invstd);
-    }
-  }
+  for (int64_t n = 0; n < N; n++)
+    grad_sums(x + (n * C + c) * HW, gy + (n * C + c) * HW, HW, mean, &sg,
+              &sgx);
   *sum_gy = sg;
-  *sum_gy_xhat = sgx;
+  *sum_gy_xhat = sgx * invstd;
+}
+
+/* gx = a * gy - b - q * (x - mean) over one plane. */
+static void grad_plane(const float *x, const float *gy, float *gx, int64_t n,
+                       float mean, float a, float b, float q) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) gx[i] = a * gy[i] - b - q * (x[i] - mean);
+}
+
+/* gx of channel c from its sums: k * (gy - mean(gy) - xhat *
+ * mean(gy * xhat)) with xhat = (x - mean) * invstd, k = invstd * weight. */
+static void channel_grad(const float *x, const float *gy, int64_t N, int64_t C,
+                         int64_t HW, int64_t c, float mean, float invstd,
+                         float w, double sg, double sgx, float *gx) {
+  int64_t M = N * HW;
+  float k = invstd * w;
+  float mg = (float)(sg / (double)M), mgx = (float)(sgx / (double)M);
+  for (int64_t n = 0; n < N; n++) {
+    int64_t o = (n * C + c) * HW;
+    grad_plane(x + o, gy + o, gx + o, HW, mean, k, k * mg, k * invstd * mgx);
+  }
 }
 
 void nn_batchnorm_backward_train(nn_ctx *ctx, const float *x, const float *gy,
@@ -132,26 +254,62 @@ void nn_batchnorm_backward_train(nn_ctx *ctx, const float *x, const float *gy,
                                  float *gweight, float *gbias) {
   int64_t M = N * HW;
   if (M == 0) return;
+  /* As the forward: sums per plane, then per channel (by every thread, one
+   * barrier), then gx per plane. */
+  int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
+  double *part = malloc((size_t)(2 * N * C) * sizeof(double));
+  float *coef = malloc((size_t)(3 * C * nt) * sizeof(float));
+  if (!part || !coef) {
+    free(part);
+    free(coef);
 #pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
     if (N * C * HW >= PAR_MIN)
-  for (int64_t c = 0; c < C; c++) {
-    float mean = save_mean[c], invstd = save_invstd[c];
-    double sg, sgx;
-    channel_grad_sums(x, gy, N, C, HW, c, mean, invstd, &sg, &sgx);
-    if (gweight) gweight[c] += (float)sgx;
-    if (gbias) gbias[c] += (float)sg;
-    float k = invstd * (weight ? weight[c] : 1.0f);
-    float mg = (float)(sg / (double)M), mgx = (float)(sgx / (double)M);
-    for (int64_t n = 0; n < N; n++) {
-      const float *xp = x + (n * C + c) * HW;
-      const float *gp = gy + (n * C + c) * HW;
-      float *op = gx + (n * C + c) * HW;
-      for (int64_t i = 0; i < HW; i++) {
-        float xhat = (xp[i] - mean) * invstd;
-        op[i] = k * (gp[i] - mg - xhat * mgx);
+    for (int64_t c = 0; c < C; c++) {
+      double sg, sgx;
+      channel_grad_sums(x, gy, N, C, HW, c, save_mean[c], save_invstd[c], &sg,
+                        &sgx);
+      if (gweight) gweight[c] += (float)sgx;
+      if (gbias) gbias[c] += (float)sg;
+      channel_grad(x, gy, N, C, HW, c, save_mean[c], save_invstd[c],
+                   weight ? weight[c] : 1.0f, sg, sgx, gx);
+    }
+    return;
+  }
+#pragma omp parallel num_threads(nt) if (N * C * HW >= PAR_MIN)
+  {
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < N * C; b++) {
+      double sg = 0.0, sgx = 0.0;
+      grad_sums(x + b * HW, gy + b * HW, HW, save_mean[b % C], &sg, &sgx);
+      part[2 * b] = sg;
+      part[2 * b + 1] = sgx;
+    }
+    int tid = omp_get_thread_num();
+    float *cf = coef + 3 * C * tid;
+    for (int64_t c = 0; c < C; c++) {
+      double sg = 0.0, sgx = 0.0;
+      for (int64_t n = 0; n < N; n++) {
+        sg += part[2 * (n * C + c)];
+        sgx += part[2 * (n * C + c) + 1];
       }
+      float invstd = save_invstd[c];
+      sgx *= invstd;
+      if (tid == 0 && gweight) gweight[c] += (float)sgx;
+      if (tid == 0 && gbias) gbias[c] += (float)sg;
+      float k = invstd * (weight ? weight[c] : 1.0f);
+      cf[3 * c] = k;
+      cf[3 * c + 1] = k * (float)(sg / (double)M);
+      cf[3 * c + 2] = k * invstd * (float)(sgx / (double)M);
+    }
+#pragma omp for schedule(static) nowait
+    for (int64_t b = 0; b < N * C; b++) {
+      int64_t c = b % C;
+      grad_plane(x + b * HW, gy + b * HW, gx + b * HW, HW, save_mean[c],
+                 cf[3 * c], cf[3 * c + 1], cf[3 * c + 2]);
     }
   }
+  free(part);
+  free(coef);
 }
 
 void nn_batchnorm_backward_eval(nn_ctx *ctx, const float *x, const float *gy,
@@ -173,9 +331,8 @@ void nn_batchnorm_backward_eval(nn_ctx *ctx, const float *x, const float *gy,
     }
     float k = invstd * (weight ? weight[c] : 1.0f);
     for (int64_t n = 0; n < N; n++) {
-      const float *gp = gy + (n * C + c) * HW;
-      float *op = gx + (n * C + c) * HW;
-      for (int64_t i = 0; i < HW; i++) op[i] = gp[i] * k;
+      int64_t o = (n * C + c) * HW;
+      affine_plane(gy + o, gx + o, HW, k, 0.0f);
     }
   }
 }
@@ -279,7 +436,7 @@ static int bn_backward(nn_layer *l, nn_tensor *x, nn_tensor *gy,
              nn_tensor_has_shape(x, b->fwd_ndim, b->fwd_shape);
   int training = same ? b->fwd_training : l->training;
   if (training && bn_check_batch(x, N, HW, err)) return -1;
-  nn_tensor *g = nn_tensor_empty(x->ndim, x->shape, err);
+  nn_tensor *g = nn_layer_grad_input(l, x->ndim, x->shape, err);
   if (!g) return -1;
   nn_tensor *w = BN_WEIGHT(l), *bias = BN_BIAS(l);
   float *gw = w->requires_grad ? nn_data(w->grad) : NULL;

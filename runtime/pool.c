@@ -51,9 +51,72 @@ static int64_t window_argmax(const float *x, int64_t w, int64_t y0, int64_t y1,
   return best;
 }
 
+/* The commonest pool, 2x2 with stride 2 and no padding, has its own loops:
+ * windows do not overlap, so the backward writes every input position once
+ * (no zeroing pass, no scatter) and nothing is recomputed per element. */
+static int is_2x2(const nn_pool2d_geom *g) {
+  return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 &&
+         g->pw == 0;
+}
+
+/* The running maximum m updated with v, as window_argmax does (a NaN
+ * wins). */
+static inline float max_step(float m, float v) {
+  return ((v > m) | (v != v)) ? v : m;
+}
+
+/* One output row of a 2x2 stride-2 max pool from input rows r0, r1. */
+static void max2x2_row(const float *r0, const float *r1, float *y,
+                       int64_t wo) {
+#pragma omp simd
+  for (int64_t ox = 0; ox < wo; ox++) {
+    float m = max_step(-INFINITY, r0[2 * ox]);
+    m = max_step(m, r0[2 * ox + 1]);
+    m = max_step(m, r1[2 * ox]);
+    y[ox] = max_step(m, r1[2 * ox + 1]);
+  }
+}
+
+/* Backward of one output row (input rows r0 and r0 + w): gy goes to the
+ * window's argmax (first maximum; with a NaN, as window_argmax), zeros to
+ * the rest.  Branch-free but for NaNs: with random data, branches on the
+ * comparisons would mispredict half the time. */
+static void max2x2_row_backward(const float *r0, int64_t w, const float *gy,
+                                float *g0, int64_t wo) {
+  for (int64_t ox = 0; ox < wo; ox++) {
+    const float *p = r0 + 2 * ox;
+    float v0 = p[0], v1 = p[1], v2 = p[w], v3 = p[w + 1];
+    int idx;
+    if ((v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3)) {
+      int64_t a = window_argmax(p, w, 0, 2, 0, 2);
+      idx = (int)(a / w * 2 + a % w);
+    } else {
+      float m01 = v1 > v0 ? v1 : v0, m012 = v2 > m01 ? v2 : m01;
+      int b1 = v1 > v0, b2 = v2 > m01, b3 = v3 > m012;
+      idx = b3 * 3 + (1 - b3) * (b2 * 2 + (1 - b2) * b1);
+    }
+    float pick[2] = {0.0f, gy[ox]}; /* indexed, not branched on */
+    float *q = g0 + 2 * ox;
+    q[0] = pick[idx == 0];
+    q[1] = pick[idx == 1];
+    q[w] = pick[idx == 2];
+    q[w + 1] = pick[idx == 3];
+  }
+}
+
 void nn_maxpool2d_forward_kernel(int nthreads, const nn_pool2d_geom *g,
                                  const float *x, float *y) {
   int64_t in = g->h * g->w, out = g->ho * g->wo;
+  if (is_2x2(g)) {
+#pragma omp parallel for num_threads(nthreads) schedule(static) \
+    if (g->planes * in >= 16384)
+    for (int64_t pl = 0; pl < g->planes; pl++)
+      for (int64_t oy = 0; oy < g->ho; oy++) {
+        const float *r0 = x + pl * in + 2 * oy * g->w;
+        max2x2_row(r0, r0 + g->w, y + pl * out + oy * g->wo, g->wo);
+      }
+    return;
+  }
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t pl = 0; pl < g->planes; pl++) {
     const float *xp = x + pl * in;
@@ -77,6 +140,25 @@ void nn_maxpool2d_forward_kernel(int nthreads, const nn_pool2d_geom *g,
 void nn_maxpool2d_backward_kernel(int nthreads, const nn_pool2d_geom *g,
                                   const float *x, const float *gy, float *gx) {
   int64_t in = g->h * g->w, out = g->ho * g->wo;
+  if (is_2x2(g)) {
+#pragma omp parallel for num_threads(nthreads) schedule(static) \
+    if (g->planes * in >= 16384)
+    for (int64_t pl = 0; pl < g->planes; pl++) {
+      const float *xp = x + pl * in;
+      float *gxp = gx + pl * in;
+      for (int64_t oy = 0; oy < g->ho; oy++) {
+        int64_t r = 2 * oy * g->w;
+        max2x2_row_backward(xp + r, g->w, gy + pl * out + oy * g->wo, gxp + r,
+                            g->wo);
+        /* an odd last column is in no window */
+        if (g->w > 2 * g->wo) gxp[r + g->w - 1] = gxp[r + 2 * g->w - 1] = 0.0f;
+      }
+      /* and so is an odd last row */
+      if (g->h > 2 * g->ho)
+        memset(gxp + (g->h - 1) * g->w, 0, (size_t)g->w * sizeof(float));
+    }
+    return;
+  }
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t pl = 0; pl < g->planes; pl++) {
     const float *xp = x + pl * in;
@@ -281,7 +363,7 @@ static int maxpool_backward(nn_layer *l, nn_tensor *x, nn_tensor *gy,
   if (pool_geom((pool2d *)l, x, &g, err)) return -1;
   pooled_shape(x, g.ho, g.wo, shape);
   if (check_grad_output(gy, x->ndim, shape, err)) return -1;
-  nn_tensor *out = nn_tensor_empty(x->ndim, x->shape, err);
+  nn_tensor *out = nn_layer_grad_input(l, x->ndim, x->shape, err);
   if (!out) return -1;
   nn_maxpool2d_backward_kernel(l->ctx->num_threads, &g, nn_data(x),
                                nn_data(gy), nn_data(out));
@@ -310,7 +392,7 @@ static int avgpool_backward(nn_layer *l, nn_tensor *x, nn_tensor *gy,
   if (pool_geom((pool2d *)l, x, &g, err)) return -1;
   pooled_shape(x, g.ho, g.wo, shape);
   if (check_grad_output(gy, x->ndim, shape, err)) return -1;
-  nn_tensor *out = nn_tensor_empty(x->ndim, x->shape, err);
+  nn_tensor *out = nn_layer_grad_input(l, x->ndim, x->shape, err);
   if (!out) return -1;
   nn_avgpool2d_backward_kernel(l->ctx->num_threads, &g, nn_data(gy),
                                nn_data(out));
@@ -441,7 +523,7 @@ static int adaptive_backward(nn_layer *l, nn_tensor *x, nn_tensor *gy,
   if (adaptive_input(x, &planes, &h, &w, err)) return -1;
   pooled_shape(x, p->oh, p->ow, shape);
   if (check_grad_output(gy, x->ndim, shape, err)) return -1;
-  nn_tensor *out = nn_tensor_empty(x->ndim, x->shape, err);
+  nn_tensor *out = nn_layer_grad_input(l, x->ndim, x->shape, err);
   if (!out) return -1;
   nn_adaptive_avgpool2d_backward_kernel(l->ctx->num_threads, planes, h, w,
                                         p->oh, p->ow, nn_data(gy),

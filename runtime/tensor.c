@@ -1,10 +1,16 @@
 /* tensor.c - tensor allocation, refcounting, views and in-place basics. */
+/* MAP_ANONYMOUS and madvise are not POSIX. */
+#define _DEFAULT_SOURCE
+
 #include "tensor.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 int nn_seterr(nn_error *err, const char *fmt, ...) {
   if (err) {
@@ -16,6 +22,133 @@ int nn_seterr(nn_error *err, const char *fmt, ...) {
   return -1;
 }
 
+/* ---- Allocation: a small cache of large blocks ----
+ *
+ * Every block carries a 64-byte header holding its capacity, so that
+ * nn_free_floats can tell large blocks from small ones.  Blocks of at least
+ * POOL_MIN_BYTES are mapped directly (2 MiB aligned, with transparent huge
+ * pages when large), so that freeing them really returns the memory: glibc
+ * keeps freed blocks below its (growing) mmap threshold in its heap, where
+ * they count in the resident set for good.  A freed large block is cached
+ * and handed to the next request of about the same size: without the cache
+ * every training step would fault in its activations and gradients afresh
+ * (a page fault costs microseconds).  The cache holds at most POOL_SLOTS
+ * blocks and POOL_MAX_BYTES; on a miss it returns as much as is requested
+ * (oldest blocks first), so live + cached memory does not grow past the
+ * largest live set plus one block, and blocks not reused for POOL_MAX_AGE
+ * allocations are returned too.  Under AddressSanitizer everything goes
+ * through malloc, so that use-after-free stays detectable. */
+#define HEADER_BYTES 64
+#define POOL_MIN_BYTES ((size_t)256 * 1024)
+#define POOL_MAX_BYTES ((size_t)1 << 30)
+#define POOL_SLOTS 128
+#define POOL_MAX_AGE 4096
+
+#define HUGE_BYTES ((size_t)2 << 20)
+
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_ENABLED 0
+#else
+#define POOL_ENABLED 1
+#endif
+
+typedef struct pool_block {
+  char *base;     /* what aligned_alloc returned; the header lives there */
+  size_t bytes;   /* capacity after the header */
+  uint64_t stamp; /* allocation count when it was cached */
+} pool_block;
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pool_block pool[POOL_SLOTS];
+static int pool_n;
+static size_t pool_bytes;
+static uint64_t pool_clock;
+
+/* Maps a block of at least `total` bytes (header included) and returns its
+ * start, or NULL; *len receives the mapped length. */
+static char *big_map(size_t total, size_t *len) {
+  size_t n = (total + 4095) & ~(size_t)4095;
+  if (n < 4 * HUGE_BYTES) {
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    *len = n;
+    return p;
+  }
+  /* Large: 2 MiB aligned and a multiple of 2 MiB, so that all of it can be
+   * backed by huge pages (far fewer faults and TLB misses). */
+  n = (n + HUGE_BYTES - 1) & ~(HUGE_BYTES - 1);
+  char *p = mmap(NULL, n + HUGE_BYTES, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  size_t head = (HUGE_BYTES - (uintptr_t)p % HUGE_BYTES) % HUGE_BYTES;
+  if (head) munmap(p, head);
+  if (HUGE_BYTES - head) munmap(p + head + n, HUGE_BYTES - head);
+  p += head;
+  madvise(p, n, MADV_HUGEPAGE);
+  *len = n;
+  return p;
+}
+
+/* Unmaps a block made by big_map. */
+static void big_free(char *base) {
+  size_t bytes;
+  memcpy(&bytes, base, sizeof bytes);
+  munmap(base, bytes + HEADER_BYTES);
+}
+
+/* Removes slot i from the cache and returns its block.  Lock held. */
+static char *pool_take(int i) {
+  char *base = pool[i].base;
+  pool_bytes -= pool[i].bytes;
+  pool[i] = pool[--pool_n];
+  return base;
+}
+
+/* The cached block that best fits `bytes` (capacity within 1/8 above), or
+ * NULL; on a miss, returns stale blocks to the system.  Lock held. */
+static char *pool_get(size_t bytes) {
+  int best = -1;
+  for (int i = 0; i < pool_n; i++)
+    if (pool[i].bytes >= bytes && pool[i].bytes - bytes <= bytes / 8 &&
+        (best < 0 || pool[i].bytes < pool[best].bytes))
+      best = i;
+  if (best >= 0) return pool_take(best);
+  /* A miss: the caller will take fresh memory, so return at least as much
+   * (oldest first) to keep live + cached from growing past the largest
+   * live set seen; then drop whatever has not been reused for long. */
+  size_t freed = 0;
+  while (pool_n > 0 && freed < bytes) {
+    int old = 0;
+    for (int i = 1; i < pool_n; i++)
+      if (pool[i].stamp < pool[old].stamp) old = i;
+    freed += pool[old].bytes;
+    big_free(pool_take(old));
+  }
+  for (int i = pool_n - 1; i >= 0; i--)
+    if (pool_clock - pool[i].stamp > POOL_MAX_AGE) big_free(pool_take(i));
+  return NULL;
+}
+
+/* Caches a block, evicting the oldest ones to make room; returns 0 when the
+ * block is too large to cache.  Lock held. */
+static int pool_put(char *base, size_t bytes) {
+  if (bytes > POOL_MAX_BYTES / 2) return 0;
+  while (pool_n > 0 &&
+         (pool_n == POOL_SLOTS || pool_bytes + bytes > POOL_MAX_BYTES)) {
+    int old = 0;
+    for (int i = 1; i < pool_n; i++)
+      if (pool[i].stamp < pool[old].stamp) old = i;
+    big_free(pool_take(old));
+  }
+  pool[pool_n].base = base;
+  pool[pool_n].bytes = bytes;
+  pool[pool_n].stamp = pool_clock;
+  pool_n++;
+  pool_bytes += bytes;
+  return 1;
+}
+
 float *nn_alloc_floats(int64_t n, nn_error *err) {
   if (n < 0 || n > NN_MAX_NUMEL) {
     nn_seterr(err, "cannot allocate %lld floats (limit %lld)", (long long)n,
@@ -24,14 +157,46 @@ float *nn_alloc_floats(int64_t n, nn_error *err) {
   }
   size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
   bytes = (bytes + 63) & ~(size_t)63; /* aligned_alloc wants a multiple */
-  float *p = aligned_alloc(64, bytes);
-  if (!p)
+  char *base = NULL;
+  if (POOL_ENABLED && bytes >= POOL_MIN_BYTES) {
+    pthread_mutex_lock(&pool_lock);
+    pool_clock++;
+    base = pool_get(bytes);
+    pthread_mutex_unlock(&pool_lock);
+    if (!base) {
+      size_t len = 0;
+      base = big_map(bytes + HEADER_BYTES, &len);
+      if (base) {
+        bytes = len - HEADER_BYTES; /* the capacity */
+        memcpy(base, &bytes, sizeof bytes);
+      }
+    }
+  } else {
+    base = aligned_alloc(64, bytes + HEADER_BYTES);
+    if (base) memcpy(base, &bytes, sizeof bytes);
+  }
+  if (!base) {
     nn_seterr(err, "out of memory allocating %.1f MiB",
               (double)bytes / (1024.0 * 1024.0));
-  return p;
+    return NULL;
+  }
+  return (float *)(base + HEADER_BYTES);
 }
 
-void nn_free_floats(float *p) { free(p); }
+void nn_free_floats(float *p) {
+  if (!p) return;
+  char *base = (char *)p - HEADER_BYTES;
+  size_t bytes;
+  memcpy(&bytes, base, sizeof bytes);
+  if (POOL_ENABLED && bytes >= POOL_MIN_BYTES) {
+    pthread_mutex_lock(&pool_lock);
+    int kept = pool_put(base, bytes);
+    pthread_mutex_unlock(&pool_lock);
+    if (!kept) big_free(base);
+    return;
+  }
+  free(base);
+}
 
 /* Checks a shape and returns its element count, or -1 with err. */
 static int64_t checked_numel(int ndim, const int64_t *shape, nn_error *err) {

@@ -5,7 +5,7 @@
 --   ds:get(i)            -> x (tensor [C,H,W] for images), label (1-based)
 --   ds.classes           class names in label order (optional)
 --   ds:batch(indices)    -> x [B,...], y [B]   (optional fast path, used by
---                           DataLoader when there is no per-sample transform)
+--                           DataLoader unless the transform is per-sample)
 --   ds:subset(indices)   -> a dataset view over ds (keeps the fast path)
 --   ds:labels()          -> Lua array of the 1-based labels, in sample order
 -- A plain table with __len and get works with DataLoader too; classes made
@@ -318,7 +318,8 @@ end
 -- nn.data.DataLoader(ds, {batch_size=64, shuffle=false, drop_last=false,
 -- transform=nil, sampler=nil, seed=nil}) -> loader, iterated with
 -- `for x, y in loader do ... end`; each loop is one epoch.
---   transform: function(x) -> x applied to each sample tensor.
+--   transform: function(x) -> x applied to each sample tensor; an object
+--     with a :batch(x) method (nn.augment) is applied to whole batches.
 --   sampler: function(epoch) -> array of 1-based indices, or an object with
 --     :indices(epoch); it decides the order (and repetitions) of samples.
 --     Exclusive with shuffle.  #loader counts sampler.num_samples (or
@@ -454,18 +455,40 @@ function DataLoader:_start()
   self._order = self:_make_order(self._epoch)
 end
 
+-- True when the tensors of the array xs all have one shape.
+local function same_shapes(xs)
+  local first = table.concat(xs[1]:shape(), ",")
+  for k = 2, #xs do
+    if table.concat(xs[k]:shape(), ",") ~= first then return false end
+  end
+  return true
+end
+
 -- Assembles the batch of samples idx (1-based indices into the dataset).
+-- A transform with a :batch method (an nn.augment pipeline, run in C over
+-- the whole batch) gets the raw batch (the dataset's fast path when it has
+-- one); other transforms, and raw samples of different sizes, go one
+-- sample at a time.
 function DataLoader:_assemble(idx)
   local ds, transform = self.dataset, self.transform
-  if not transform and ds.batch then return ds:batch(idx) end
+  local batched = type(transform) == "table" and type(transform.batch) == "function"
+  if (not transform or batched) and ds.batch then
+    local x, y = ds:batch(idx)
+    if batched then x = transform:batch(x) end
+    return x, y
+  end
   local xs, ys = {}, {}
   for k = 1, #idx do
     local x, y = ds:get(idx[k])
-    if transform then x = transform(x) end
+    if transform and not batched then x = transform(x) end
     xs[k], ys[k] = x, y
   end
   local y
   if core.is_tensor(ys[1]) then y = C.stack(ys) else y = core.tensor(ys) end
+  if batched then
+    if same_shapes(xs) then return transform:batch(C.stack(xs)), y end
+    for k = 1, #xs do xs[k] = transform(xs[k]) end
+  end
   return C.stack(xs), y
 end
 

@@ -627,6 +627,12 @@ local release = function(t)
   if mt and mt.__close then mt.__close(t) end
 end
 
+-- True when m is a C layer used as is (no Lua override of forward or
+-- backward): its inputs and outputs are seen by nobody but its container.
+local function plain_c(m)
+  return rawget(m, "_c") ~= nil and m.forward == CModule.forward and m.backward == CModule.backward
+end
+
 -- Adds the child's position to an error raised inside it:
 -- "in module 3 (Conv2d) of Sequential: expected input ...".
 local function child_error(self, i, m, err)
@@ -662,8 +668,16 @@ function Sequential:forward(x)
     if not ok then error(child_error(self, i, m, y), 0) end
     -- In eval mode nothing is kept for backward: an activation made by one
     -- C layer and consumed by another is dead as soon as it is consumed.
-    if not keep and i > 1 and x ~= x0 and y ~= x and rawget(m, "_c") and rawget(rawget(self, i - 1), "_c") then
-      release(x)
+    if i > 1 and x ~= x0 and y ~= x and plain_c(m) and plain_c(rawget(self, i - 1)) then
+      if not keep then
+        release(x)
+      elseif i < #self and plain_c(rawget(self, i + 1)) and m._c:type() == "ReLU" then
+        -- ReLU's backward only tests x > 0, and relu(x) > 0 exactly when
+        -- x > 0: keep its output (the next child's input anyway) in place
+        -- of its input, which then dies here and its buffer is reused.
+        inputs[i] = y
+        release(x)
+      end
     end
     x = y
   end
@@ -688,10 +702,16 @@ function Sequential:backward(x, gy)
       x = y
     end
   end
+  local gy0 = gy
   for i = #self, 1, -1 do
     local m = rawget(self, i)
     local ok, g = pcall(m.backward, m, inputs[i], gy)
     if not ok then error(child_error(self, i, m, g), 0) end
+    -- A gradient made by one C child and consumed by another is dead now:
+    -- release it so that its buffer is reused at once.
+    if gy ~= gy0 and g ~= gy and plain_c(m) and plain_c(rawget(self, i + 1)) then
+      release(gy)
+    end
     gy = g
   end
   return gy

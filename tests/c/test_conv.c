@@ -418,6 +418,41 @@ static void naive_conv(const nn_conv2d_geom *g, const float *x, const float *w,
         }
 }
 
+/* Direct loops in double: gx [n, cin, h, w] and gw [cout, cin, kh, kw] of
+ * sum(gy * conv(x, w)). */
+static void naive_conv_grads(const nn_conv2d_geom *g, const float *x,
+                             const float *w, const float *gy, double *gx,
+                             double *gw) {
+  memset(gx, 0, (size_t)(g->n * g->cin * g->h * g->w) * sizeof(double));
+  memset(gw, 0, (size_t)(g->cout * g->cin * g->kh * g->kw) * sizeof(double));
+  for (int64_t n = 0; n < g->n; n++)
+    for (int64_t co = 0; co < g->cout; co++)
+      for (int64_t oy = 0; oy < g->ho; oy++)
+        for (int64_t ox = 0; ox < g->wo; ox++) {
+          double d = gy[((n * g->cout + co) * g->ho + oy) * g->wo + ox];
+          for (int64_t ci = 0; ci < g->cin; ci++)
+            for (int i = 0; i < g->kh; i++)
+              for (int j = 0; j < g->kw; j++) {
+                int64_t iy = oy * g->sh - g->ph + i, ix = ox * g->sw - g->pw + j;
+                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
+                int64_t xi = ((n * g->cin + ci) * g->h + iy) * g->w + ix;
+                int64_t wi = ((co * g->cin + ci) * g->kh + i) * g->kw + j;
+                gx[xi] += d * w[wi];
+                gw[wi] += d * x[xi];
+              }
+        }
+}
+
+/* Max |a - ref| / max(1, max |ref|). */
+static double rel_err_d(const float *a, const double *ref, int64_t n) {
+  double m = 0.0, scale = 1.0;
+  for (int64_t i = 0; i < n; i++) {
+    if (fabs(ref[i]) > scale) scale = fabs(ref[i]);
+    if (fabs(a[i] - ref[i]) > m) m = fabs(a[i] - ref[i]);
+  }
+  return m / scale;
+}
+
 typedef struct conv_case {
   int64_t n, cin, h, w, cout;
   int kh, kw, sh, sw, ph, pw, bias;
@@ -432,6 +467,71 @@ static const conv_case naive_cases[] = {
     {5, 4, 9, 8, 6, 5, 3, 3, 2, 2, 1, 1},  /* stride > kernel span gaps */
     {1, 3, 3, 3, 2, 1, 1, 2, 2, 0, 0, 1},  /* strided 1x1 */
 };
+
+/* Shapes that take the other kernel paths: small images lowered by chunks
+ * of the batch (one and several chunks), and grad_input computed as a
+ * convolution with the flipped kernel (cin >= 64, cout <= cin, stride 1),
+ * with large and small images. */
+static const conv_case path_cases[] = {
+    {40, 8, 4, 4, 6, 3, 3, 1, 1, 1, 1, 1},    /* 3 forward chunks of 16 */
+    {70, 5, 2, 3, 7, 2, 2, 1, 1, 1, 0, 1},    /* p = 6, odd chunking */
+    {9, 16, 3, 3, 8, 1, 1, 1, 1, 0, 0, 1},    /* pointwise, batched */
+    {6, 12, 5, 5, 10, 3, 3, 2, 2, 1, 1, 0},   /* stride 2, batched */
+    {3, 64, 17, 16, 32, 3, 3, 1, 1, 1, 1, 1}, /* gx as a convolution */
+    {5, 64, 6, 5, 64, 3, 2, 1, 1, 2, 1, 1},   /* ... padding (2, 1), batched */
+    {2, 64, 4, 4, 48, 3, 3, 1, 1, 0, 0, 0},   /* ... no padding, no bias */
+};
+
+/* Forward, grad_input and grad_weight of the path cases against direct
+ * loops, with 1 and 2 threads. */
+static void test_conv_paths(void) {
+  nn_error err;
+  for (size_t c = 0; c < sizeof path_cases / sizeof path_cases[0]; c++) {
+    const conv_case *k = &path_cases[c];
+    nn_layer *l = nn_conv2d_new(&ctx, k->cin, k->cout, k->kh, k->kw, k->sh,
+                                k->sw, k->ph, k->pw, k->bias, &err);
+    CHECK(l != NULL);
+    if (!l) continue;
+    int64_t xs[4] = {k->n, k->cin, k->h, k->w};
+    nn_tensor *x = random_tensor(4, xs);
+    nn_conv2d_geom g;
+    nn_conv2d_geom_set(&g, k->n, k->cin, k->h, k->w, k->cout, k->kh, k->kw,
+                       k->sh, k->sw, k->ph, k->pw);
+    int64_t ny = g.n * g.cout * g.ho * g.wo, nx = nn_tensor_numel(x);
+    int64_t nw = g.cout * g.cin * g.kh * g.kw;
+    double *ry = malloc((size_t)ny * sizeof(double));
+    double *rgx = malloc((size_t)nx * sizeof(double));
+    double *rgw = malloc((size_t)nw * sizeof(double));
+    nn_tensor *w = nn_layer_param(l, "weight"), *b = nn_layer_param(l, "bias");
+    naive_conv(&g, nn_data(x), nn_data(w), b ? nn_data(b) : NULL, ry);
+    int64_t ys[4] = {g.n, g.cout, g.ho, g.wo};
+    nn_tensor *gy = pattern_tensor(4, ys, pat_gy);
+    naive_conv_grads(&g, nn_data(x), nn_data(w), nn_data(gy), rgx, rgw);
+    for (int t = 1; t <= 2; t++) {
+      nn_tensor *y, *gx;
+      nn_ctx_set_threads(&ctx, t);
+      CHECK(run_fb(l, x, &y, &gx) == 0);
+      double ey = rel_err_d(nn_data(y), ry, ny);
+      double egx = rel_err_d(nn_data(gx), rgx, nx);
+      double egw = rel_err_d(nn_data(w->grad), rgw, nw);
+      if (ey > 1e-5 || egx > 1e-5 || egw > 1e-5)
+        fprintf(stderr, "  path case %zu, %d threads: %g %g %g\n", c, t, ey,
+                egx, egw);
+      CHECK_NEAR(ey, 0.0, 1e-5);
+      CHECK_NEAR(egx, 0.0, 1e-5);
+      CHECK_NEAR(egw, 0.0, 1e-5);
+      nn_tensor_release(y);
+      nn_tensor_release(gx);
+    }
+    free(ry);
+    free(rgx);
+    free(rgw);
+    nn_tensor_release(gy);
+    nn_tensor_release(x);
+    nn_layer_free(l);
+  }
+  nn_ctx_set_threads(&ctx, 2);
+}
 
 static void test_conv_naive(void) {
   nn_error err;
@@ -538,6 +638,9 @@ static void test_conv_threads(void) {
       {7, 3, 12, 10, 8, 3, 3, 1, 1, 1, 1, 1},
       {1, 16, 32, 32, 64, 3, 3, 1, 1, 1, 1, 1},
       {3, 32, 8, 8, 48, 1, 1, 1, 1, 0, 0, 1},
+      {40, 8, 4, 4, 6, 3, 3, 1, 1, 1, 1, 1},   /* several forward chunks */
+      {5, 64, 10, 9, 64, 3, 3, 1, 1, 1, 1, 1}, /* gx as a convolution */
+      {9, 64, 4, 4, 32, 3, 3, 1, 1, 1, 1, 1},  /* ... on chunks */
   };
   nn_error err;
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -739,6 +842,7 @@ int main(void) {
   RUN(test_linear_frozen_threads);
   RUN(test_conv_reference);
   RUN(test_conv_naive);
+  RUN(test_conv_paths);
   RUN(test_conv_gradcheck);
   RUN(test_conv_unbatched);
   RUN(test_conv_threads);
