@@ -12,6 +12,8 @@ local opts = nn.cli.parse(arg, {
     {"lr", 1e-3, "Adam learning rate"},
     {"data", nil, "folder of the Fashion-MNIST files (default: the Debian package's)", type = "string",
      meta = "DIR"},
+    {"history", nil, "write the per-epoch history to PREFIX.csv, .json and .png", type = "string",
+     meta = "PREFIX"},
   },
 })
 if opts.threads then nn.set_num_threads(opts.threads) end
@@ -49,6 +51,10 @@ local history = nn.fit{
   checkpoint = opts.save and {path = opts.save} or nil,
   resume = opts.resume,
 }
+
+if opts.history then
+  print("history: " .. table.concat(nn.save_history(history, opts.history), ", "))
+end
 
 local final = nn.evaluate(model, nn.data.DataLoader(test, {batch_size = 1000}))
 local rate = #history > 0 and history[#history].images_per_second or 0

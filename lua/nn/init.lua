@@ -54,6 +54,7 @@ nn.augment = require "nn.augment"
 require("nn.checkpoint").install(nn)
 require("nn.datasets").install(nn.data)
 require("nn.metrics").install(nn)
+nn.plot.history = require("nn.curves").history
 
 nn.version = "0.1.0"
 
