@@ -17,8 +17,10 @@
 --
 -- The photos (smooth random gradients plus noise, about 75 KB each) are
 -- generated once into --dir.  Each figure is the median over --reps passes
--- over all photos, after a warm-up pass.  The table is printed and written
--- to build/image_bench.md; RESULT lines are printed for scripts.
+-- over all photos, after a warm-up pass.  With 1 thread, images per CPU
+-- second (process CPU time) are reported too: on a machine busy with other
+-- work they are steadier than wall-clock rates.  The table is printed and
+-- written to build/image_bench.md; RESULT lines are printed for scripts.
 local nn = require "nn"
 
 local function parse(argv)
@@ -102,7 +104,7 @@ end
 local function pass(paths, aug)
   local n, B = #paths, 64
   local store = nn.image.new_store(n, 3, 64, 64)
-  local t0 = nn.now()
+  local t0, c0 = nn.now(), os.clock()
   for first = 1, n, B do
     local idx, ps = {}, {}
     for i = first, math.min(first + B - 1, n) do
@@ -113,17 +115,17 @@ local function pass(paths, aug)
     local x = store:batch(idx)
     if aug then x = aug:batch(x) end
   end
-  local dt = nn.now() - t0
+  local dt, cpu = nn.now() - t0, os.clock() - c0
   store:close()
-  return n / dt
+  return n / dt, n / cpu
 end
 
 local function measure(paths, aug, threads, reps)
   nn.set_num_threads(threads)
   pass(paths, aug)
-  local rates = {}
-  for r = 1, reps do rates[r] = pass(paths, aug) end
-  return median(rates), rates
+  local rates, cpu = {}, {}
+  for r = 1, reps do rates[r], cpu[r] = pass(paths, aug) end
+  return median(rates), median(cpu)
 end
 
 -- torchvision's figures for one thread count: {resize=, full=} or nil, why.
@@ -134,7 +136,7 @@ local function torchvision(o, threads)
   local out = p:read("a")
   p:close()
   local r = {}
-  for name, rate in out:gmatch("RESULT torchvision (%a+) %d+ ([%d.]+)") do r[name] = tonumber(rate) end
+  for name, rate in out:gmatch("RESULT torchvision ([%a_]+) %d+ ([%d.]+)") do r[name] = tonumber(rate) end
   if not r.resize then return nil, (out:match("([^\n]*)\n?$") or "no output") end
   return r
 end
@@ -149,16 +151,21 @@ local threads0 = nn.get_num_threads()
 local rows = {}
 for _, t in ipairs(o.thread_list) do
   local row = {threads = t}
-  row.nn_resize = measure(paths, nil, t, o.reps)
+  row.nn_resize, row.nn_resize_cpu = measure(paths, nil, t, o.reps)
   print(string.format("RESULT nnlua resize %d %.1f", t, row.nn_resize))
   if aug then
-    row.nn_full = measure(paths, aug, t, o.reps)
+    row.nn_full, row.nn_full_cpu = measure(paths, aug, t, o.reps)
     print(string.format("RESULT nnlua full %d %.1f", t, row.nn_full))
+  end
+  if t == 1 then
+    print(string.format("RESULT nnlua resize_cpu 1 %.1f", row.nn_resize_cpu))
+    if aug then print(string.format("RESULT nnlua full_cpu 1 %.1f", row.nn_full_cpu)) end
   end
   if o.torch then
     local tv, err = torchvision(o, t)
     if tv then
       row.tv_resize, row.tv_full = tv.resize, tv.full
+      row.tv_resize_cpu, row.tv_full_cpu = tv.resize_cpu, tv.full_cpu
       print(string.format("RESULT torchvision resize %d %.1f", t, tv.resize))
       if tv.full then print(string.format("RESULT torchvision full %d %.1f", t, tv.full)) end
     else
@@ -166,6 +173,11 @@ for _, t in ipairs(o.thread_list) do
     end
   end
   rows[#rows + 1] = row
+  if t == 1 then
+    rows[#rows + 1] = {threads = "1 (per CPU-s)", nn_resize = row.nn_resize_cpu,
+                       nn_full = row.nn_full_cpu, tv_resize = row.tv_resize_cpu,
+                       tv_full = row.tv_full_cpu}
+  end
 end
 nn.set_num_threads(threads0)
 
@@ -178,7 +190,7 @@ local lines = {
   "|---:|---:|---:|---:|---:|---:|---:|",
 }
 for _, r in ipairs(rows) do
-  lines[#lines + 1] = string.format("| %d | %s | %s | %s | %s | %s | %s |", r.threads,
+  lines[#lines + 1] = string.format("| %s | %s | %s | %s | %s | %s | %s |", r.threads,
     fmt(r.nn_resize), fmt(r.tv_resize), ratio(r.nn_resize, r.tv_resize),
     fmt(r.nn_full), fmt(r.tv_full), ratio(r.nn_full, r.tv_full))
 end
@@ -190,7 +202,7 @@ end
 if not o.torch then lines[#lines + 1] = "torchvision skipped (--no-torch)." end
 for _, r in ipairs(rows) do
   if r.tv_note then
-    lines[#lines + 1] = string.format("torchvision (%d threads) failed: %s", r.threads, r.tv_note)
+    lines[#lines + 1] = string.format("torchvision (%s threads) failed: %s", r.threads, r.tv_note)
   end
 end
 local text = table.concat(lines, "\n") .. "\n"

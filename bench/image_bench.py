@@ -11,6 +11,10 @@ worker processes, each with torch.set_num_threads(1), timed after a warm-up
 epoch with persistent workers.  Prints
 
     RESULT torchvision <pipeline> <threads> <median images/s> <min> <max>
+    RESULT torchvision <pipeline>_cpu 1 <median images per CPU second>
+
+(the second only for 1 thread, where all work is in this process: on a
+loaded machine it is steadier than wall-clock time).
 
     /usr/bin/python3 bench/image_bench.py --dir build/image_bench \
         [--n 200] [--threads 1] [--reps 3] [--pipelines resize,full]
@@ -69,14 +73,16 @@ def measure(files, name, threads, reps):
                         worker_init_fn=one_thread if workers else None)
     for _ in loader:  # warm-up: starts the workers, fills the page cache
         pass
-    rates = []
+    rates, cpu_rates = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         n = 0
         for x, _ in loader:
             n += x.shape[0]
         rates.append(n / (time.perf_counter() - t0))
-    return statistics.median(rates), min(rates), max(rates)
+        cpu_rates.append(n / (time.process_time() - c0))
+    return (statistics.median(rates), min(rates), max(rates),
+            statistics.median(cpu_rates))
 
 
 def main():
@@ -93,9 +99,12 @@ def main():
         sys.exit("no JPEG files in " + a.dir)
     for threads in [int(t) for t in a.threads.split(",")]:
         for name in a.pipelines.split(","):
-            med, lo, hi = measure(files, name, threads, a.reps)
+            med, lo, hi, cpu = measure(files, name, threads, a.reps)
             print("RESULT torchvision %s %d %.1f %.1f %.1f" %
                   (name, threads, med, lo, hi), flush=True)
+            if threads == 1:
+                print("RESULT torchvision %s_cpu 1 %.1f" % (name, cpu),
+                      flush=True)
 
 
 if __name__ == "__main__":

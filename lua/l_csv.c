@@ -50,6 +50,8 @@ static int push_csv(lua_State *L, nn_csv *csv) {
  * building the Lua tables cannot leak it. */
 #define CSV_BOX_MT "nn.CSVTable"
 
+/* __gc and __close of the box: frees the table; a second call is
+ * harmless. */
 static int l_csvbox_gc(lua_State *L) {
   nn_csv **box = luaL_checkudata(L, 1, CSV_BOX_MT);
   nn_csv_free(*box);
@@ -57,6 +59,7 @@ static int l_csvbox_gc(lua_State *L) {
   return 0;
 }
 
+/* Pushes an empty box (its metatable set before anything is stored). */
 static nn_csv **new_box(lua_State *L) {
   nn_csv **box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
@@ -88,12 +91,14 @@ static int l_csv_read(lua_State *L) { return load(L, 0); }
 /* csv.parse(text [, name]) -> header, rows, lines. */
 static int l_csv_parse(lua_State *L) { return load(L, 1); }
 
+/* "file", "dir" or "other" for a stat result. */
 static const char *kind_of(const struct stat *st) {
   if (S_ISREG(st->st_mode)) return "file";
   if (S_ISDIR(st->st_mode)) return "dir";
   return "other";
 }
 
+/* qsort comparison of two C strings, bytewise. */
 static int cmp_names(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }

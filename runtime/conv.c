@@ -21,6 +21,14 @@
 #define CHUNK_BUDGET ((int64_t)1 << 22)
 #define BATCH_P 256
 #define FWD_COLS 128
+#define TILE_FLOATS ((int64_t)1 << 17)
+#define TILE_MIN_COUT 64
+
+/* The weight gradient is reduced by chunks of about GW_COLS columns, as
+ * gwt [k, cout] (transposed) when cout >= GW_T_MIN_COUT: both measured
+ * fastest with OpenBLAS on this model's shapes. */
+#define GW_COLS 1024
+#define GW_T_MIN_COUT 64
 
 /* grad_input is computed as a convolution (a gemm with cin rows and
  * cout * kh * kw depth) when cin >= GX_MIN_CIN and cout <= cin; otherwise
@@ -63,19 +71,21 @@ static void tap_range(int64_t off, int s, int64_t in, int64_t out, int64_t *lo,
   *hi = h;
 }
 
-void nn_im2col(const nn_conv2d_geom *g, const float *x, float *col,
-               int64_t ldc) {
-  const int64_t ho = g->ho, wo = g->wo;
+/* nn_im2col restricted to the output rows [oy0, oy1): col[r * ldc + q]
+ * for q = (oy - oy0) * wo + ox. */
+static void im2col_rows(const nn_conv2d_geom *g, const float *x, int64_t oy0,
+                        int64_t oy1, float *col, int64_t ldc) {
+  const int64_t wo = g->wo;
   for (int64_t c = 0; c < g->cin; c++) {
     for (int i = 0; i < g->kh; i++) {
       int64_t oy_lo, oy_hi;
-      tap_range(i - g->ph, g->sh, g->h, ho, &oy_lo, &oy_hi);
+      tap_range(i - g->ph, g->sh, g->h, g->ho, &oy_lo, &oy_hi);
       for (int j = 0; j < g->kw; j++) {
         int64_t ox_lo, ox_hi;
         tap_range(j - g->pw, g->sw, g->w, wo, &ox_lo, &ox_hi);
         float *dst = col + ((c * g->kh + i) * g->kw + j) * ldc;
-        for (int64_t oy = 0; oy < ho; oy++) {
-          float *d = dst + oy * wo;
+        for (int64_t oy = oy0; oy < oy1; oy++) {
+          float *d = dst + (oy - oy0) * wo;
           if (oy < oy_lo || oy >= oy_hi) {
             memset(d, 0, (size_t)wo * sizeof(float));
             continue;
@@ -95,6 +105,11 @@ void nn_im2col(const nn_conv2d_geom *g, const float *x, float *col,
       }
     }
   }
+}
+
+void nn_im2col(const nn_conv2d_geom *g, const float *x, float *col,
+               int64_t ldc) {
+  im2col_rows(g, x, 0, g->ho, col, ldc);
 }
 
 void nn_col2im(const nn_conv2d_geom *g, const float *col, int64_t ldc,
@@ -126,15 +141,13 @@ static int is_pointwise(const nn_conv2d_geom *g) {
 }
 
 /* Samples per chunk of the batched lowering (see CHUNK_BUDGET), balanced so
- * that the chunks of a batch have nearly equal sizes.  forward: chunks of
- * about BATCH_P columns for the forward gemm; else the largest chunks within
- * the budget for the weight-gradient reduction. */
-static int64_t chunk_samples(const nn_conv2d_geom *g, int forward) {
+ * that the chunks of a batch have nearly equal sizes, with at most about
+ * `cols` columns per chunk (no limit when 0). */
+static int64_t chunk_samples(const nn_conv2d_geom *g, int64_t cols) {
   int64_t p = g->ho * g->wo;
   int64_t per = (g->cin * g->kh * g->kw + g->cout) * p;
   int64_t most = per > 0 ? CHUNK_BUDGET / per : g->n;
-  if (forward && p > 0 && most > (FWD_COLS + p - 1) / p)
-    most = (FWD_COLS + p - 1) / p;
+  if (cols > 0 && p > 0 && most > (cols + p - 1) / p) most = (cols + p - 1) / p;
   if (most > g->n) most = g->n;
   if (most < 1) most = 1;
   int64_t nchunks = (g->n + most - 1) / most;
@@ -146,28 +159,54 @@ static int forward_batched(const nn_conv2d_geom *g) {
   return g->n > 1 && g->ho * g->wo < BATCH_P;
 }
 
-/* y[c, :] += b[c] for one sample's output [cout, p]. */
-static void add_bias(const float *b, int64_t cout, int64_t p, float *y) {
+/* y[c * ld + i] += b[c] for c < cout, i < q: one sample's output rows, or a
+ * tile of them. */
+static void add_bias(const float *b, int64_t cout, int64_t q, int64_t ld,
+                     float *y) {
   for (int64_t c = 0; c < cout; c++) {
-    float *yc = y + c * p;
-    for (int64_t i = 0; i < p; i++) yc[i] += b[c];
+    float *yc = y + c * ld;
+    for (int64_t i = 0; i < q; i++) yc[i] += b[c];
   }
 }
 
-/* Forward of sample n with gemm on `threads` threads and col as scratch. */
+/* Output rows per tile of the per-sample forward: the tile's columns
+ * (k * rows * wo floats) stay within about TILE_FLOATS (half of a 1 MB L2),
+ * so im2col's writes are still cached when the gemm packs them, with at
+ * least FWD_COLS columns per gemm.  With fewer than TILE_MIN_COUT output
+ * channels the gemm is too short for tiles to pay (measured): one tile. */
+static int64_t tile_rows(const nn_conv2d_geom *g) {
+  int64_t k = g->cin * g->kh * g->kw, wo = g->wo > 0 ? g->wo : 1;
+  if (g->cout < TILE_MIN_COUT) return g->ho > 0 ? g->ho : 1;
+  int64_t r = k > 0 ? TILE_FLOATS / (k * wo) : g->ho;
+  int64_t rmin = (FWD_COLS + wo - 1) / wo;
+  if (r < rmin) r = rmin;
+  return r < 1 ? 1 : r;
+}
+
+/* Forward of sample n with gemm on `threads` threads and col as scratch,
+ * tile by tile of output rows. */
 static void forward_one(const nn_conv2d_geom *g, int threads, int64_t n,
                         const float *x, const float *w, const float *b,
                         float *y, float *col) {
   int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
   const float *xn = x + n * g->cin * g->h * g->w;
   float *yn = y + n * g->cout * p;
-  const float *cols = xn; /* a 1x1 kernel reads the image as it is */
-  if (!is_pointwise(g)) {
-    nn_im2col(g, xn, col, p);
-    cols = col;
+  if (is_pointwise(g)) {
+    /* A 1x1 kernel reads the image as it is. */
+    nn_gemm(threads, 0, 0, g->cout, p, k, 1.0f, w, k, xn, p, 0.0f, yn, p);
+    if (b) add_bias(b, g->cout, p, p, yn);
+    return;
   }
-  nn_gemm(threads, 0, 0, g->cout, p, k, 1.0f, w, k, cols, p, 0.0f, yn, p);
-  if (b) add_bias(b, g->cout, p, yn);
+  /* The bias is added to each tile while it is still in cache. */
+  int64_t rows = tile_rows(g);
+  for (int64_t oy0 = 0; oy0 < g->ho; oy0 += rows) {
+    int64_t oy1 = oy0 + rows < g->ho ? oy0 + rows : g->ho;
+    int64_t q = (oy1 - oy0) * g->wo;
+    float *yt = yn + oy0 * g->wo;
+    im2col_rows(g, xn, oy0, oy1, col, q);
+    nn_gemm(threads, 0, 0, g->cout, q, k, 1.0f, w, k, col, q, 0.0f, yt, p);
+    if (b) add_bias(b, g->cout, q, p, yt);
+  }
 }
 
 /* Forward of the nb samples from n0 as one chunk, on one thread: col
@@ -198,7 +237,7 @@ static void forward_chunk(const nn_conv2d_geom *g, int64_t n0, int64_t nb,
 static void forward_chunks(int nthreads, const nn_conv2d_geom *g,
                            const float *x, const float *w, const float *b,
                            float *y, float *ws) {
-  int64_t chunk = chunk_samples(g, 1);
+  int64_t chunk = chunk_samples(g, FWD_COLS);
   int64_t nchunks = (g->n + chunk - 1) / chunk;
   int64_t slot = chunk * (g->cin * g->kh * g->kw + g->cout) * g->ho * g->wo;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
@@ -261,15 +300,24 @@ static void grad_input_one(const nn_conv2d_geom *g, int threads, int64_t n,
   nn_col2im(g, col, p, gxn);
 }
 
+/* Whether the weight gradient is reduced transposed (see grad_weight). */
+static int grad_weight_transposed(const nn_conv2d_geom *g) {
+  return g->cout >= GW_T_MIN_COUT;
+}
+
 /* gw += sum over samples of gy_n [cout, p] col_n^T [p, k], by chunks: per
  * chunk, gyc [cout, nb * p] gathers the chunk's gy and col [k, nb * p] its
- * columns, reduced by one gemm.  The chunks are added in order. */
+ * columns, reduced by one gemm; the chunks are added in order.  With many
+ * output channels the gemm runs transposed, gwt [k, cout] = sum of col
+ * gyc^T (a faster shape for OpenBLAS), added to gw at the end. */
 static void grad_weight(int nthreads, const nn_conv2d_geom *g, const float *x,
                         const float *gy, float *gw, float *ws) {
   int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
   int64_t xs = g->cin * g->h * g->w, cout = g->cout;
-  int64_t chunk = chunk_samples(g, 0);
-  float *col = ws, *gyc = ws + chunk * k * p;
+  int64_t chunk = chunk_samples(g, GW_COLS);
+  int tr = grad_weight_transposed(g);
+  float *gwt = ws, *col = ws + (tr ? k * cout : 0);
+  float *gyc = col + chunk * k * p;
   for (int64_t n0 = 0; n0 < g->n; n0 += chunk) {
     int64_t nb = g->n - n0 < chunk ? g->n - n0 : chunk;
     int64_t ld = nb * p;
@@ -281,8 +329,22 @@ static void grad_weight(int nthreads, const nn_conv2d_geom *g, const float *x,
       for (int64_t c = 0; c < cout; c++)
         memcpy(gyc + c * ld + s * p, gyn + c * p, (size_t)p * sizeof(float));
     }
-    nn_gemm(nthreads, 0, 1, cout, k, ld, 1.0f, gyc, ld, col, ld, 1.0f, gw, k);
+    if (tr)
+      nn_gemm(nthreads, 0, 1, k, cout, ld, 1.0f, col, ld, gyc, ld,
+              n0 == 0 ? 0.0f : 1.0f, gwt, cout);
+    else
+      nn_gemm(nthreads, 0, 1, cout, k, ld, 1.0f, gyc, ld, col, ld, 1.0f, gw,
+              k);
   }
+  if (!tr) return;
+  /* gw += gwt^T in blocks of 32 x 32 that stay in cache. */
+  int64_t nbk = (k + 31) / 32;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+  for (int64_t bc = 0; bc < (cout + 31) / 32; bc++)
+    for (int64_t bk = 0; bk < nbk; bk++)
+      for (int64_t c = bc * 32; c < cout && c < bc * 32 + 32; c++)
+        for (int64_t r = bk * 32; r < k && r < bk * 32 + 32; r++)
+          gw[c * k + r] += gwt[r * cout + c];
 }
 
 /* Whether gx is computed as a forward convolution of gy with the flipped,
@@ -320,7 +382,7 @@ static void flip_kernel(int nthreads, const nn_conv2d_geom *g, const float *w,
 static int64_t forward_workspace(const nn_conv2d_geom *g, int64_t slots) {
   int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
   if (forward_batched(g))
-    return slots * chunk_samples(g, 1) * (k + g->cout) * p;
+    return slots * chunk_samples(g, FWD_COLS) * (k + g->cout) * p;
   return slots * k * p;
 }
 
@@ -328,12 +390,13 @@ int64_t nn_conv2d_workspace_size(const nn_conv2d_geom *g, int nthreads) {
   int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
   int64_t slots = nthreads < 1 ? 1 : nthreads;
   int64_t need = forward_workspace(g, slots);
-  int64_t gw = chunk_samples(g, 0) * (k + g->cout) * p, gx = slots * k * p;
+  int64_t gw = chunk_samples(g, GW_COLS) * (k + g->cout) * p, gx = slots * k * p;
   if (grad_input_as_conv(g)) {
     nn_conv2d_geom t;
     transposed_geom(g, &t);
     gx = g->cin * g->cout * g->kh * g->kw + forward_workspace(&t, slots);
   }
+  if (grad_weight_transposed(g)) gw += k * g->cout;
   if (gw > need) need = gw;
   return gx > need ? gx : need;
 }

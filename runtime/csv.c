@@ -32,6 +32,7 @@ static int grow(void **p, int64_t *cap, int64_t need, size_t size,
   return 0;
 }
 
+/* Appends one byte of field text. */
 static int put_byte(builder *b, char c, nn_error *err) {
   if (b->text_len == b->text_cap &&
       grow((void **)&b->text, &b->text_cap, b->text_len + 1, 1, err))
@@ -54,6 +55,7 @@ static int end_field(builder *b, int64_t start, nn_error *err) {
   return 0;
 }
 
+/* Records that a record starting on `line` is complete. */
 static int add_record(builder *b, int64_t line, nn_error *err) {
   if (grow((void **)&b->line, &b->records_cap, b->nrecords + 1,
            sizeof(int64_t), err))
@@ -62,6 +64,7 @@ static int add_record(builder *b, int64_t line, nn_error *err) {
   return 0;
 }
 
+/* Frees what the builder holds (not b itself). */
 static void builder_free(builder *b) {
   free(b->text);
   free(b->offset);

@@ -69,20 +69,21 @@ static void channel_moments(const float *x, int64_t N, int64_t C, int64_t HW,
   *var = v > 0.0 ? v : 0.0;
 }
 
-/* y = x * a + b over one plane. */
-static void affine_plane(const float *x, float *y, int64_t n, float a,
+/* y = (x - m) * a + b over one plane (subtracting first, so that a large
+ * mean does not cost precision). */
+static void affine_plane(const float *x, float *y, int64_t n, float m, float a,
                          float b) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; i++) y[i] = x[i] * a + b;
+  for (int64_t i = 0; i < n; i++) y[i] = (x[i] - m) * a + b;
 }
 
 /* y = (x - mean[c]) * invstd[c] * weight[c] + bias[c] over channel c. */
 static void normalize_channel(const float *x, int64_t N, int64_t C, int64_t HW,
                               int64_t c, float mean, float invstd, float w,
                               float b, float *y) {
-  float a = invstd * w, s = b - mean * a;
+  float a = invstd * w;
   for (int64_t n = 0; n < N; n++)
-    affine_plane(x + (n * C + c) * HW, y + (n * C + c) * HW, HW, a, s);
+    affine_plane(x + (n * C + c) * HW, y + (n * C + c) * HW, HW, mean, a, b);
 }
 
 void nn_batchnorm_stats(nn_ctx *ctx, const float *x, int64_t N, int64_t C,
@@ -144,7 +145,7 @@ void nn_batchnorm_forward_train(nn_ctx *ctx, const float *x, int64_t N,
    * one channel are C * HW apart and would thrash the cache's sets. */
   int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
   double *part = malloc((size_t)(2 * N * C) * sizeof(double));
-  float *coef = malloc((size_t)(2 * C * nt + C) * sizeof(float));
+  float *coef = malloc((size_t)(3 * C * nt + C) * sizeof(float));
   if (!part || !coef) { /* per channel, needing no memory */
     free(part);
     free(coef);
@@ -164,7 +165,7 @@ void nn_batchnorm_forward_train(nn_ctx *ctx, const float *x, int64_t N,
    * every thread reduces all channels itself, in the same order, into its
    * own coefficients; thread 0 stores the statistics.  The shifts are
    * copied first, since y may alias x. */
-  float *shift = coef + 2 * C * nt;
+  float *shift = coef + 3 * C * nt;
   for (int64_t c = 0; c < C; c++) shift[c] = x[c * HW];
 #pragma omp parallel num_threads(nt) if (N * C * HW >= PAR_MIN)
   {
@@ -176,7 +177,7 @@ void nn_batchnorm_forward_train(nn_ctx *ctx, const float *x, int64_t N,
       part[2 * b + 1] = s2;
     }
     int tid = omp_get_thread_num();
-    float *cf = coef + 2 * C * tid;
+    float *cf = coef + 3 * C * tid;
     for (int64_t c = 0; c < C; c++) {
       double mean, var;
       reduce_moments(part, N, C, HW, c, shift[c], &mean, &var);
@@ -185,13 +186,15 @@ void nn_batchnorm_forward_train(nn_ctx *ctx, const float *x, int64_t N,
                     save_mean, save_invstd);
       float invstd = (float)(1.0 / sqrt(var + eps));
       float a = invstd * (weight ? weight[c] : 1.0f);
-      cf[2 * c] = a;
-      cf[2 * c + 1] = (bias ? bias[c] : 0.0f) - (float)mean * a;
+      cf[3 * c] = (float)mean;
+      cf[3 * c + 1] = a;
+      cf[3 * c + 2] = bias ? bias[c] : 0.0f;
     }
 #pragma omp for schedule(static) nowait
     for (int64_t b = 0; b < N * C; b++) {
       int64_t c = b % C;
-      affine_plane(x + b * HW, y + b * HW, HW, cf[2 * c], cf[2 * c + 1]);
+      affine_plane(x + b * HW, y + b * HW, HW, cf[3 * c], cf[3 * c + 1],
+                   cf[3 * c + 2]);
     }
   }
   free(part);
@@ -208,8 +211,8 @@ void nn_batchnorm_forward_eval(nn_ctx *ctx, const float *x, int64_t N,
     int64_t c = b % C;
     float invstd = (float)(1.0 / sqrt((double)running_var[c] + eps));
     float a = invstd * (weight ? weight[c] : 1.0f);
-    float s = (bias ? bias[c] : 0.0f) - running_mean[c] * a;
-    affine_plane(x + b * HW, y + b * HW, HW, a, s);
+    affine_plane(x + b * HW, y + b * HW, HW, running_mean[c], a,
+                 bias ? bias[c] : 0.0f);
   }
 }
 
@@ -332,7 +335,7 @@ void nn_batchnorm_backward_eval(nn_ctx *ctx, const float *x, const float *gy,
     float k = invstd * (weight ? weight[c] : 1.0f);
     for (int64_t n = 0; n < N; n++) {
       int64_t o = (n * C + c) * HW;
-      affine_plane(gy + o, gx + o, HW, k, 0.0f);
+      affine_plane(gy + o, gx + o, HW, 0.0f, k, 0.0f);
     }
   }
 }

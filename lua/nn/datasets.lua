@@ -12,6 +12,10 @@
 --       missing="error"|"skip", cache="memory", quiet=false}
 --   ds:split{0.8, 0.2, stratify=true, group=nil, seed=0} -> {subset, ...}
 --       (every dataset)
+--   ds:column(name) -> a CSV column's value per sample (CSVImages and its
+--       subsets); ds:path(i) -> the image file of sample i
+--   ds.classes, ds.class_to_idx, ds.targets (labels), ds.skipped (CSVImages
+--       rows left out with missing="skip")
 --   data.class_weights(ds, "balanced") -> tensor [C]
 --   data.WeightedRandomSampler(weights, num_samples, {replacement=true,
 --       seed=nil}) -> sampler for DataLoader's `sampler`
