@@ -146,3 +146,32 @@ describe("nn.save_history", function()
                      "bad argument #1 to 'save_history' (history table expected, got nil)")
   end)
 end)
+
+describe("hot reload", function()
+  it("applies an edited lr and transform between epochs, keeping the weights", function()
+    local m, x, y = problem()
+    local opt = nn.optim.SGD(m:parameters(), {lr = 0.1})
+    local path = os.tmpname()
+    local function write(text)
+      local f = assert(io.open(path, "w")); f:write(text); f:close()
+    end
+    write("return {lr = 0.1}")
+    local loader = fixed_loader(x, y)
+    local seen = {}
+    local out = {buf = {}, write = function(self, ...) for _, s in ipairs{...} do self.buf[#self.buf + 1] = s end end,
+                 flush = function() end}
+    nn.fit{model = m, loss = nn.CrossEntropyLoss(), optimizer = opt, train = loader, epochs = 3, out = out,
+           hot_reload = path, callbacks = {on_epoch = function(r)
+             seen[#seen + 1] = r.lr
+             if r.epoch == 1 then
+               -- a later mtime than the one fit recorded
+               os.execute("sleep 0.01")
+               write("return {lr = 0.02, transform = function(t) return t end}")
+             end
+           end}}
+    os.remove(path)
+    assert.are.same({0.1, 0.02, 0.02}, seen)
+    assert.is_function(loader.transform)
+    assert.matches("hot reload: .*: transform, lr", table.concat(out.buf), 1)
+  end)
+end)

@@ -139,7 +139,39 @@ local fit_options = {
   model = true, loss = true, optimizer = true, train = true, val = true, epochs = true,
   metrics = true, callbacks = true, checkpoint = true, resume = true, initial_epoch = true,
   verbose = true, out = true, scheduler = true, scheduler_step = true, clip_grad_norm = true,
+  hot_reload = true,
 }
+
+-- Opt-in hot reload: between epochs, when the file `path` has changed, it
+-- is run again; it returns a table whose fields replace parts of the
+-- running fit: transform (the training loader's per-sample or batch
+-- transform), lr (every group's learning rate), scheduler (a function(opt)
+-- returning a new scheduler).  Weights and optimizer state are kept.  A file
+-- that fails to run is reported and the run goes on unchanged.
+local function reloader(path, out, verbose)
+  if path == nil then return nil end
+  if type(path) ~= "string" then argerror(1, "fit", "option 'hot_reload' must be a file path") end
+  local last = T.mtime(path)
+  return function(train, opt, sched)
+    local now = T.mtime(path)
+    if now == nil or now == last then return sched end
+    last = now
+    local ok, cfg = pcall(dofile, path)
+    if not ok or type(cfg) ~= "table" then
+      out:write(string.format("hot reload: %s: %s; keeping the current settings\n", path,
+                              ok and "did not return a table" or tostring(cfg)))
+      return sched
+    end
+    local changed = {}
+    if cfg.transform ~= nil then train.transform = cfg.transform; changed[#changed + 1] = "transform" end
+    if type(cfg.lr) == "number" then opt.lr = cfg.lr; changed[#changed + 1] = "lr" end
+    if type(cfg.scheduler) == "function" then sched = cfg.scheduler(opt); changed[#changed + 1] = "scheduler" end
+    if verbose then
+      out:write(string.format("hot reload: %s: %s\n", path, #changed > 0 and table.concat(changed, ", ") or "nothing to apply"))
+    end
+    return sched
+  end
+end
 
 -- Walks the leaf modules of model (descending into containers) in order.
 local function leaves(model, name, out)
@@ -245,6 +277,8 @@ end
 --   scheduler: stepped after every epoch (ReduceLROnPlateau with val_loss,
 --   or train_loss without val) or, for OneCycleLR, after every batch.
 --   clip_grad_norm = max: gradients rescaled to a global L2 norm <= max.
+--   hot_reload = path: between epochs, pick up an edited augmentation
+--   pipeline, lr or schedule from that Lua file (see reloader above).
 --   A non-finite loss stops training with an error naming the first layer
 --   whose output is not finite.
 function M.fit(args)
@@ -285,6 +319,7 @@ function M.fit(args)
   end
   local params = max_norm and model:parameters() or nil
   local stop_early = early_stopper(callbacks.early_stopping)
+  local reload = reloader(args.hot_reload, out, verbose)
   local history, start = {}, args.initial_epoch or 0
   if args.resume then
     local load = package.loaded["nn"].load_checkpoint
@@ -353,6 +388,10 @@ function M.fit(args)
       if plateau then sched:step(rec.val_loss or rec.train_loss) else sched:step() end
     end
     if callbacks.on_epoch and callbacks.on_epoch(rec) == "stop" then break end
+    if reload then
+      sched = reload(train, opt, sched)
+      plateau = sched and getmetatable(sched).__name == "ReduceLROnPlateau"
+    end
     if stop_early and stop_early(rec) then
       rec.stopped_early = true
       if verbose then out:write(string.format("early stopping after epoch %d\n", epoch)) end
