@@ -31,8 +31,9 @@ local model = nn.Sequential{
   nn.Linear(256, 10),
 }
 
-local train = nn.data.fashion_mnist{split = "train", path = opts.data}
 local test = nn.data.fashion_mnist{split = "test", path = opts.data}
+nn.cli.model(model, {classes = test.classes, input = {1, 28, 28}, test = function() return test end})
+local train = nn.data.fashion_mnist{split = "train", path = opts.data}
 if opts.limit and opts.limit < #train then
   local idx = {}
   for i = 1, opts.limit do idx[i] = i end

@@ -160,6 +160,8 @@ end
 local val_loader = nn.data.DataLoader(val, {batch_size = 100, transform = val_tf})
 
 local model = vgg.build{classes = #classes, size = opts.size, bn = opts.bn}
+nn.cli.model(model, {classes = classes, input = {3, opts.size, opts.size}, transform = val_tf,
+                     test = function() return val end})
 print(string.format("vgg16%s: %d parameters", opts.bn and "_bn" or "", model:num_parameters()))
 
 local history = nn.fit{

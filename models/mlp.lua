@@ -46,6 +46,7 @@ local function first(ds, n)
 end
 local train = first(nn.data.fashion_mnist{split = "train", path = opts.data}, opts.limit)
 local test = first(nn.data.fashion_mnist{split = "test", path = opts.data}, opts.test_limit)
+nn.cli.model(model, {classes = test.classes, input = {1, 28, 28}, test = function() return test end})
 
 nn.fit{
   model = model,

@@ -102,6 +102,8 @@ local function main()
                       opts.limit)
   local test = first(nn.data.fashion_mnist{split = "test", path = opts.data, pad = pad, channels = 3},
                      opts.test_limit)
+  nn.cli.model(model, {classes = test.classes, input = {3, opts.size, opts.size}, pad = pad,
+                       test = function() return test end})
   print(string.format("vgg16%s: %d parameters, %d training images of 3x%dx%d, %d threads",
                       opts.bn and "_bn" or "", model:num_parameters(), #train, opts.size, opts.size,
                       nn.get_num_threads()))

@@ -162,4 +162,40 @@ function M.parse(argv, config)
   return opts
 end
 
+-- Rebuilding a model script's model without training it.  A model script
+-- calls nn.cli.model(model, info) right after building its model, where
+-- info = {classes = {...}, input = {C, H, W}, test = function() -> dataset};
+-- normally it returns model.  Tools (tools/predict.lua,
+-- tools/evaluate.lua) run the script through M.load_model, which makes that
+-- call stop the script and hand the model over.
+local STOP = setmetatable({}, {__tostring = function() return "nn.cli: model exported" end})
+
+function M.model(model, info)
+  if M._exporting then
+    M._exported = {model = model, info = info or {}}
+    error(STOP, 0)
+  end
+  return model
+end
+
+-- load_model(script, args) -> model, info: runs the model script with the
+-- command-line arguments args up to its nn.cli.model call.
+function M.load_model(script, args)
+  local chunk, err = loadfile(script)
+  if not chunk then error("cannot load model script: " .. tostring(err), 2) end
+  local saved = arg
+  local argv = {[0] = script}
+  for i, a in ipairs(args or {}) do argv[i] = a end
+  arg = argv
+  M._exporting, M._exported = true, nil
+  local ok, e = pcall(chunk, table.unpack(argv))
+  M._exporting = false
+  arg = saved
+  if not ok and e ~= STOP then error(e, 0) end
+  local got = M._exported
+  M._exported = nil
+  if not got then error(script .. " does not call nn.cli.model(model, info)", 2) end
+  return got.model, got.info
+end
+
 return M

@@ -249,6 +249,18 @@ end
 
 -- Saves a checkpoint of the run after `epoch` (atomically, through
 -- nn.save_checkpoint).
+-- The running script and its command line (for tools that rebuild the
+-- model from a checkpoint), and a hash of the model's structure.
+local function script_info()
+  local info = {}
+  if type(arg) == "table" and type(arg[0]) == "string" then
+    info.script = arg[0]
+    info.args = {}
+    for i = 1, #arg do info.args[i] = arg[i] end
+  end
+  return info
+end
+
 local function save_checkpoint(path, args, epoch, history)
   local save = package.loaded["nn"] and package.loaded["nn"].save_checkpoint
   if not save then error("nn.fit: checkpoints need nn.save_checkpoint, which is not available", 0) end
@@ -260,6 +272,7 @@ local function save_checkpoint(path, args, epoch, history)
     epoch = epoch,
     history = history,
     rng = {seed = seed, counter = counter},
+    meta = script_info(),
   })
 end
 
