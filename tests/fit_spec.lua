@@ -175,3 +175,20 @@ describe("hot reload", function()
     assert.matches("hot reload: .*: transform, lr", table.concat(out.buf), 1)
   end)
 end)
+
+describe("checkpoint keep_best", function()
+  it("keeps the best epoch's checkpoint beside the latest", function()
+    local m, x, y = problem()
+    local opt = nn.optim.Adam(m:parameters(), {lr = 0.05})
+    local path = os.tmpname()
+    local h = nn.fit{model = m, loss = nn.CrossEntropyLoss(), optimizer = opt, train = fixed_loader(x, y),
+                     val = fixed_loader(x, y), epochs = 4, verbose = false,
+                     checkpoint = {path = path, keep_best = "val_accuracy"}}
+    local best, at = -1, 0
+    for _, r in ipairs(h) do if r.val_accuracy > best then best, at = r.val_accuracy, r.epoch end end
+    local ck = nn.load_checkpoint(path .. ".best")
+    assert.are.equal(at, ck.epoch)
+    assert.are.equal(4, nn.load_checkpoint(path).epoch)
+    os.remove(path); os.remove(path .. ".best")
+  end)
+end)

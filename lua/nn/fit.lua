@@ -282,7 +282,9 @@ end
 -- trains for `epochs` epochs in all and returns the history: one table per
 -- epoch {epoch=, train_loss=, train_accuracy=, val_loss=, val_accuracy=,
 -- seconds=, images_per_second=, lr=, ...}.
---   checkpoint = {path=, every=1}: save the run every `every` epochs.
+--   checkpoint = {path=, every=1, keep_best=nil}: save the run every
+--   `every` epochs; keep_best = true (or a history field name) also keeps
+--   the best epoch's checkpoint in path .. ".best".
 --   resume = path: continue the run saved there (weights, optimizer, RNG,
 --   epoch, history) up to `epochs` in all, as Keras's initial_epoch.
 --   callbacks = {on_batch = f(info), on_epoch = f(record) -> "stop"?,
@@ -349,6 +351,7 @@ function M.fit(args)
   end
   if train.set_position then train:set_position(start + 1, 0) end
 
+  local best_value
   local progress = Progress.new(out, epochs, verbose)
   local total = batches_of(train)
   for epoch = start + 1, epochs do
@@ -396,6 +399,21 @@ function M.fit(args)
     progress:finish(rec, metric_names)
     if ckpt and (epoch % (ckpt.every or 1) == 0 or epoch == epochs) then
       save_checkpoint(ckpt.path, args, epoch, history)
+    end
+    if ckpt and ckpt.keep_best then
+      -- keep_best = true (val_loss, or train_loss without validation) or the
+      -- name of the history field to monitor; the best epoch so far is kept
+      -- in path .. ".best"
+      local key = type(ckpt.keep_best) == "string" and ckpt.keep_best or (rec.val_loss and "val_loss" or "train_loss")
+      local v = rec[key]
+      if type(v) ~= "number" then
+        error(string.format("nn.fit: checkpoint.keep_best monitors '%s', which the history does not have", key), 0)
+      end
+      local lower = key:match("loss$") ~= nil
+      if best_value == nil or (lower and v < best_value) or (not lower and v > best_value) then
+        best_value = v
+        save_checkpoint(ckpt.path .. ".best", args, epoch, history)
+      end
     end
     if sched and sched_step == "epoch" then
       if plateau then sched:step(rec.val_loss or rec.train_loss) else sched:step() end
