@@ -192,3 +192,21 @@ describe("checkpoint keep_best", function()
     os.remove(path); os.remove(path .. ".best")
   end)
 end)
+
+describe("resume", function()
+  it("refuses a checkpoint of another model, changing nothing", function()
+    local m, x, y = problem()
+    local path = os.tmpname()
+    nn.fit{model = m, loss = nn.CrossEntropyLoss(), optimizer = nn.optim.SGD(m:parameters(), {lr = 0.1}),
+           train = fixed_loader(x, y), epochs = 1, verbose = false, checkpoint = {path = path}}
+    local other = nn.Sequential{nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)}
+    local before = other[1]:parameters()[1]:clone()
+    local ok, err = pcall(nn.fit, {model = other, loss = nn.CrossEntropyLoss(),
+                                   optimizer = nn.optim.SGD(other:parameters(), {lr = 0.1}),
+                                   train = fixed_loader(x, y), epochs = 2, verbose = false, resume = path})
+    os.remove(path)
+    assert.is_false(ok)
+    assert.matches("was written by a model of another structure", err, 1, true)
+    assert.are.equal(0, (before - other[1]:parameters()[1]):abs():max():item())
+  end)
+end)

@@ -251,8 +251,24 @@ end
 -- nn.save_checkpoint).
 -- The running script and its command line (for tools that rebuild the
 -- model from a checkpoint), and a hash of the model's structure.
-local function script_info()
-  local info = {}
+-- A hash (FNV-1a, 64 bits, as hex) of the model's structure: its printed
+-- form and every state_dict entry's name and shape.
+local function structure_hash(model)
+  local parts = {tostring(model)}
+  for _, e in ipairs(model:state_entries()) do
+    parts[#parts + 1] = e[1] .. "[" .. table.concat(e[2]:shape(), ",") .. "]"
+  end
+  local text = table.concat(parts, "\n")
+  local h = -3750763034362895579 -- 14695981039346656037 as a signed 64-bit integer
+  for i = 1, #text do
+    h = (h ~ text:byte(i)) * 1099511628211
+  end
+  return string.format("%016x", h)
+end
+M.structure_hash = structure_hash
+
+local function script_info(model)
+  local info = {structure = structure_hash(model)}
   if type(arg) == "table" and type(arg[0]) == "string" then
     info.script = arg[0]
     info.args = {}
@@ -272,7 +288,8 @@ local function save_checkpoint(path, args, epoch, history)
     epoch = epoch,
     history = history,
     rng = {seed = seed, counter = counter},
-    meta = script_info(),
+    meta = script_info(args.model),
+    data = args.train.state and args.train:state() or nil,
   })
 end
 
@@ -339,6 +356,11 @@ function M.fit(args)
   if args.resume then
     local load = package.loaded["nn"].load_checkpoint
     local c = load(args.resume)
+    local want = c.meta and c.meta.structure
+    if want and want ~= structure_hash(model) then
+      error(string.format("nn.fit: %s was written by a model of another structure (hash %s, this model %s); " ..
+                          "nothing was loaded", args.resume, want, structure_hash(model)), 0)
+    end
     model:load_state_dict(c.model)
     opt:load_state_dict(c.optimizer)
     if args.scheduler and c.scheduler then args.scheduler:load_state_dict(c.scheduler) end
