@@ -399,3 +399,47 @@ describe("losses", function()
     assert.is_true(math.abs(l:get(1) - math.log(4)) < 1e-6)
   end)
 end)
+
+describe("Sequential buffer reuse", function()
+  -- y = 2x, written in Lua (so Sequential must not recycle its tensors)
+  local Double = nn.Module:extend("Double")
+  function Double:forward(x) return x * 2 end
+  function Double:backward(_, gy) return gy * 2 end
+
+  local function build()
+    nn.manual_seed(5)
+    return nn.Sequential{
+      nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.ReLU(), Double(),
+      nn.Sequential{nn.Linear(8, 8), nn.ReLU()}, nn.Linear(8, 3)}
+  end
+
+  -- The same computation, one child at a time, with every tensor kept.
+  local function by_hand(m, x, gy)
+    local xs = {x}
+    for i = 1, #m do xs[i + 1] = m[i]:forward(xs[i]) end
+    local g = gy
+    for i = #m, 1, -1 do g = m[i]:backward(xs[i], g) end
+    return xs[#m + 1], g
+  end
+
+  it("gives the same outputs and gradients as running the children by hand, twice", function()
+    local x, gy = nn.randn(5, 6), nn.randn(5, 3)
+    local a, b = build(), build()
+    for step = 1, 2 do
+      local y1 = a:forward(x)
+      local g1 = a:backward(x, gy)
+      local g1b = a:backward(x, gy) -- a second backward accumulates again
+      local y2, g2 = by_hand(b, x, gy)
+      local _, g2b = by_hand(b, x, gy)
+      assert.are.equal(0, max_abs_diff(y1, y2), "step " .. step)
+      assert.are.equal(0, max_abs_diff(g1, g2))
+      assert.are.equal(0, max_abs_diff(g1b, g2b))
+      local pa, pb = a:parameters(), b:parameters()
+      for i = 1, #pa do assert.are.equal(0, max_abs_diff(pa[i]:grad(), pb[i]:grad())) end
+      a:zero_grad(); b:zero_grad()
+    end
+    -- the caller's tensors are never recycled
+    assert.are.same({5, 6}, x:shape())
+    assert.are.same({5, 3}, gy:shape())
+  end)
+end)

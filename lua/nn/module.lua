@@ -671,10 +671,11 @@ function Sequential:forward(x)
     if i > 1 and x ~= x0 and y ~= x and plain_c(m) and plain_c(rawget(self, i - 1)) then
       if not keep then
         release(x)
-      elseif i < #self and plain_c(rawget(self, i + 1)) and m._c:type() == "ReLU" then
+      elseif i < #self and inputs[i - 1] ~= x and plain_c(rawget(self, i + 1)) and m._c:type() == "ReLU" then
         -- ReLU's backward only tests x > 0, and relu(x) > 0 exactly when
         -- x > 0: keep its output (the next child's input anyway) in place
-        -- of its input, which then dies here and its buffer is reused.
+        -- of its input, which then dies here and its buffer is reused
+        -- (unless an earlier ReLU kept x the same way).
         inputs[i] = y
         release(x)
       end
