@@ -166,7 +166,8 @@ describe("hot reload", function()
              if r.epoch == 1 then
                -- a later mtime than the one fit recorded
                os.execute("sleep 0.01")
-               write("return {lr = 0.02, transform = function(t) return t end}")
+               write("local nn = require 'nn'\nif nn.reloading then return {lr = 0.02, " ..
+                     "transform = function(t) return t end} end\nerror('trained again')")
              end
            end}}
     os.remove(path)

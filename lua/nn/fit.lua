@@ -147,7 +147,9 @@ local fit_options = {
 -- running fit: transform (the training loader's per-sample or batch
 -- transform), lr (every group's learning rate), scheduler (a function(opt)
 -- returning a new scheduler).  Weights and optimizer state are kept.  A file
--- that fails to run is reported and the run goes on unchanged.
+-- that fails to run is reported and the run goes on unchanged.  The file may
+-- be the model script itself: while it is re-run, nn.reloading is true, and
+-- the script returns its settings table early instead of training again.
 local function reloader(path, out, verbose)
   if path == nil then return nil end
   if type(path) ~= "string" then argerror(1, "fit", "option 'hot_reload' must be a file path") end
@@ -156,7 +158,10 @@ local function reloader(path, out, verbose)
     local now = T.mtime(path)
     if now == nil or now == last then return sched end
     last = now
+    local nn = package.loaded["nn"]
+    nn.reloading = true
     local ok, cfg = pcall(dofile, path)
+    nn.reloading = nil
     if not ok or type(cfg) ~= "table" then
       out:write(string.format("hot reload: %s: %s; keeping the current settings\n", path,
                               ok and "did not return a table" or tostring(cfg)))
