@@ -5,7 +5,6 @@
  */
 #include <math.h>
 #include <stdio.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "binding.h"
@@ -100,20 +99,6 @@ static int l_sumsq(lua_State *L) {
   return 1;
 }
 
-/* mtime(path) -> modification time in seconds (with nanoseconds), or nil
- * and a message when the file cannot be examined. */
-static int l_mtime(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  struct stat st;
-  if (stat(path, &st) != 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: cannot stat", path);
-    return 2;
-  }
-  lua_pushnumber(L, (lua_Number)st.st_mtim.tv_sec + st.st_mtim.tv_nsec * 1e-9);
-  return 1;
-}
-
 /* isatty(fd) -> true when file descriptor fd (1 = stdout) is a terminal. */
 static int l_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)));
@@ -125,7 +110,6 @@ static const luaL_Reg train_fns[] = {{"count_correct", l_count_correct},
                                      {"all_finite", l_all_finite},
                                      {"isatty", l_isatty},
                                      {"sumsq", l_sumsq},
-                                     {"mtime", l_mtime},
                                      {NULL, NULL}};
 
 void l_open_train(lua_State *L, int t, int ctx) {

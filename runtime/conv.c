@@ -10,14 +10,16 @@
 #include "gemm.h"
 #include "layer.h"
 
-/* Batched lowering: samples are unfolded side by side into one column
+/* Forward, small images: samples are unfolded side by side into one column
  * matrix [k, nb * p] for chunks of nb samples, so that one gemm per chunk
- * replaces nb skinny ones.  The forward pass uses it when an image has fewer
- * than BATCH_P output positions, with chunks of about FWD_COLS columns (the
- * gemm is then as fast as on large shapes while the columns stay small).
- * The weight gradient is always reduced by chunks (one gemm per chunk),
- * whose columns plus gathered gradients fit in about CHUNK_BUDGET floats.
- * The chunking depends on the shapes only, never on the thread count. */
+ * replaces nb skinny ones.  Used when an image has fewer than BATCH_P
+ * output positions, with chunks of about FWD_COLS columns (the gemm is then
+ * as fast as on large shapes while the columns stay in cache), one chunk
+ * per thread.
+ * Forward, larger images: one sample per thread, its output rows in tiles
+ * whose columns take about TILE_FLOATS (see tile_rows).
+ * Every chunk also holds at most about CHUNK_BUDGET floats.  Chunks and
+ * tiles depend on the shapes only, never on the thread count. */
 #define CHUNK_BUDGET ((int64_t)1 << 22)
 #define BATCH_P 256
 #define FWD_COLS 128
@@ -25,10 +27,16 @@
 #define TILE_MIN_COUT 64
 
 /* The weight gradient is reduced by chunks of about GW_COLS columns, as
- * gwt [k, cout] (transposed) when cout >= GW_T_MIN_COUT: both measured
- * fastest with OpenBLAS on this model's shapes. */
+ * gwt [k, cout] (transposed) when GW_T_MIN_COUT <= cout <= GW_T_MAX_COUT
+ * (both measured fastest with OpenBLAS on VGG's shapes), split into at most
+ * GW_BLOCKS blocks of input channels of at least GW_BLOCK_ROWS kernel taps
+ * that the threads reduce without any barrier.  More blocks make smaller
+ * gemms (10% slower on one thread with 8 blocks): 2 suits 2 cores. */
 #define GW_COLS 1024
 #define GW_T_MIN_COUT 64
+#define GW_T_MAX_COUT 128
+#define GW_BLOCKS 2
+#define GW_BLOCK_ROWS 128
 
 /* grad_input is computed as a convolution (a gemm with cin rows and
  * cout * kh * kw depth) when cin >= GX_MIN_CIN and cout <= cin; otherwise
@@ -302,39 +310,71 @@ static void grad_input_one(const nn_conv2d_geom *g, int threads, int64_t n,
 
 /* Whether the weight gradient is reduced transposed (see grad_weight). */
 static int grad_weight_transposed(const nn_conv2d_geom *g) {
-  return g->cout >= GW_T_MIN_COUT;
+  return g->cout >= GW_T_MIN_COUT && g->cout <= GW_T_MAX_COUT;
 }
 
-/* gw += sum over samples of gy_n [cout, p] col_n^T [p, k], by chunks: per
- * chunk, gyc [cout, nb * p] gathers the chunk's gy and col [k, nb * p] its
- * columns, reduced by one gemm; the chunks are added in order.  With many
- * output channels the gemm runs transposed, gwt [k, cout] = sum of col
- * gyc^T (a faster shape for OpenBLAS), added to gw at the end. */
+/* Input-channel blocks of the weight-gradient reduction: a power of two,
+ * at most GW_BLOCKS, with at least GW_BLOCK_ROWS kernel taps per block.  It
+ * depends on the shapes only, so every gemm has the same shape for any
+ * thread count. */
+static int64_t grad_weight_blocks(const nn_conv2d_geom *g) {
+  int64_t k = g->cin * g->kh * g->kw, nb = 1;
+  while (nb * 2 <= GW_BLOCKS && nb * 2 <= g->cin &&
+         k / (nb * 2) >= GW_BLOCK_ROWS)
+    nb *= 2;
+  return nb;
+}
+
+/* Floats of workspace per thread of grad_weight (see below). */
+static int64_t grad_weight_slot(const nn_conv2d_geom *g) {
+  int64_t nb = grad_weight_blocks(g);
+  int64_t cb = (g->cin + nb - 1) / nb;
+  return chunk_samples(g, GW_COLS) * (cb * g->kh * g->kw + g->cout) * g->ho *
+         g->wo;
+}
+
+/* gw += sum over samples of gy_n [cout, p] col_n^T [p, k].  The taps are
+ * split into blocks of input channels (grad_weight_blocks), shared out
+ * among the threads with no synchronisation: each thread unfolds only its
+ * channels.  Per block and chunk of samples, gyc [cout, nb * p] gathers the
+ * chunk's gy and col [rows, nb * p] its columns, reduced by one gemm; the
+ * chunks are added in order.  For GW_T_MIN_COUT <= cout <= GW_T_MAX_COUT
+ * the gemm runs transposed, gwt [k, cout] = sum of col gyc^T (a faster
+ * shape for OpenBLAS), added to gw at the end. */
 static void grad_weight(int nthreads, const nn_conv2d_geom *g, const float *x,
                         const float *gy, float *gw, float *ws) {
-  int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
+  int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo, kk = k / g->cin;
   int64_t xs = g->cin * g->h * g->w, cout = g->cout;
   int64_t chunk = chunk_samples(g, GW_COLS);
+  int64_t nblk = grad_weight_blocks(g), cb = (g->cin + nblk - 1) / nblk;
+  int64_t slot = grad_weight_slot(g);
   int tr = grad_weight_transposed(g);
-  float *gwt = ws, *col = ws + (tr ? k * cout : 0);
-  float *gyc = col + chunk * k * p;
-  for (int64_t n0 = 0; n0 < g->n; n0 += chunk) {
-    int64_t nb = g->n - n0 < chunk ? g->n - n0 : chunk;
-    int64_t ld = nb * p;
+  float *gwt = ws, *tws = ws + (tr ? k * cout : 0);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t s = 0; s < nb; s++) {
-      int64_t n = n0 + s;
-      nn_im2col(g, x + n * xs, col + s * p, ld);
-      const float *gyn = gy + n * cout * p;
-      for (int64_t c = 0; c < cout; c++)
-        memcpy(gyc + c * ld + s * p, gyn + c * p, (size_t)p * sizeof(float));
+  for (int64_t blk = 0; blk < nblk; blk++) {
+    int64_t c0 = blk * cb, c1 = c0 + cb < g->cin ? c0 + cb : g->cin;
+    int64_t rows = (c1 - c0) * kk, r0 = c0 * kk;
+    nn_conv2d_geom gb = *g;
+    gb.cin = c1 - c0;
+    float *col = tws + omp_get_thread_num() * slot;
+    float *gyc = col + chunk * rows * p;
+    for (int64_t n0 = 0; n0 < g->n; n0 += chunk) {
+      int64_t nb = g->n - n0 < chunk ? g->n - n0 : chunk;
+      int64_t ld = nb * p;
+      for (int64_t s = 0; s < nb; s++) {
+        int64_t n = n0 + s;
+        nn_im2col(&gb, x + n * xs + c0 * g->h * g->w, col + s * p, ld);
+        const float *gyn = gy + n * cout * p;
+        for (int64_t c = 0; c < cout; c++)
+          memcpy(gyc + c * ld + s * p, gyn + c * p, (size_t)p * sizeof(float));
+      }
+      if (tr)
+        nn_gemm(1, 0, 1, rows, cout, ld, 1.0f, col, ld, gyc, ld,
+                n0 == 0 ? 0.0f : 1.0f, gwt + r0 * cout, cout);
+      else
+        nn_gemm(1, 0, 1, cout, rows, ld, 1.0f, gyc, ld, col, ld, 1.0f,
+                gw + r0, k);
     }
-    if (tr)
-      nn_gemm(nthreads, 0, 1, k, cout, ld, 1.0f, col, ld, gyc, ld,
-              n0 == 0 ? 0.0f : 1.0f, gwt, cout);
-    else
-      nn_gemm(nthreads, 0, 1, cout, k, ld, 1.0f, gyc, ld, col, ld, 1.0f, gw,
-              k);
   }
   if (!tr) return;
   /* gw += gwt^T in blocks of 32 x 32 that stay in cache. */
@@ -390,7 +430,7 @@ int64_t nn_conv2d_workspace_size(const nn_conv2d_geom *g, int nthreads) {
   int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
   int64_t slots = nthreads < 1 ? 1 : nthreads;
   int64_t need = forward_workspace(g, slots);
-  int64_t gw = chunk_samples(g, GW_COLS) * (k + g->cout) * p, gx = slots * k * p;
+  int64_t gw = slots * grad_weight_slot(g), gx = slots * k * p;
   if (grad_input_as_conv(g)) {
     nn_conv2d_geom t;
     transposed_geom(g, &t);
@@ -440,15 +480,6 @@ typedef struct conv2d {
   int bias;
 } conv2d;
 
-/* The workspace is shared by all Conv2d layers run by one OS thread (layers
- * run one at a time, and the workspace only lives during a call): one
- * buffer, sized for the largest layer, instead of one per layer, so it is
- * touched once and kept.  It is freed when the last Conv2d layer created by
- * this thread is destroyed (a later call simply allocates it again). */
-static _Thread_local float *shared_ws;
-static _Thread_local int64_t shared_ws_size;
-static _Thread_local int64_t live_layers;
-
 /* Checks x ([N, cin, H, W] or [cin, H, W]) and fills g (n = 1 when
  * unbatched). */
 static int input_geom(const conv2d *c, const nn_tensor *x, nn_conv2d_geom *g,
@@ -493,16 +524,11 @@ static int output_shape(const nn_conv2d_geom *g, const nn_tensor *x,
   return k;
 }
 
+/* The kernels' workspace: the calling thread's scratch buffer, shared by
+ * all layers (see nn_layer_scratch). */
 static float *workspace(conv2d *c, const nn_conv2d_geom *g, nn_error *err) {
   int64_t need = nn_conv2d_workspace_size(g, c->base.ctx->num_threads);
-  if (need > shared_ws_size || !shared_ws) {
-    nn_free_floats(shared_ws);
-    shared_ws_size = 0;
-    shared_ws = nn_alloc_floats(need > 0 ? need : 1, err);
-    if (!shared_ws) return NULL;
-    shared_ws_size = need;
-  }
-  return shared_ws;
+  return nn_layer_scratch(need > 0 ? need : 1, err);
 }
 
 static int conv2d_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
@@ -544,7 +570,7 @@ static int conv2d_backward(nn_layer *l, nn_tensor *x, nn_tensor *gy,
   }
   float *ws = workspace(c, &g, err);
   if (!ws) return -1;
-  nn_tensor *out = nn_tensor_empty(x->ndim, x->shape, err);
+  nn_tensor *out = nn_layer_grad_input(l, x->ndim, x->shape, err);
   if (!out) return -1;
   nn_tensor *w = l->params[0].t;
   float *gb = c->bias ? grad_of(l->params[1].t) : NULL;
@@ -569,21 +595,13 @@ static void conv2d_extra_repr(const nn_layer *l, char *buf, size_t n) {
   if (!c->bias) snprintf(buf + k, n - (size_t)k, ", bias=False");
 }
 
-static void conv2d_destroy(nn_layer *l) {
-  (void)l;
-  if (--live_layers > 0) return;
-  live_layers = 0;
-  nn_free_floats(shared_ws);
-  shared_ws = NULL;
-  shared_ws_size = 0;
-}
 
 static const nn_layer_ops conv2d_ops = {
     .type = "Conv2d",
     .forward = conv2d_forward,
     .backward = conv2d_backward,
     .extra_repr = conv2d_extra_repr,
-    .destroy = conv2d_destroy,
+    .destroy = NULL,
 };
 
 nn_layer *nn_conv2d_new(nn_ctx *ctx, int64_t cin, int64_t cout, int kh, int kw,
@@ -614,7 +632,6 @@ nn_layer *nn_conv2d_new(nn_ctx *ctx, int64_t cin, int64_t cout, int kh, int kw,
     return NULL;
   }
   nn_layer_init(&c->base, &conv2d_ops, ctx);
-  live_layers++;
   c->cin = cin;
   c->cout = cout;
   c->kh = kh;

@@ -87,7 +87,7 @@ static int linear_backward(nn_layer *l, nn_tensor *x, nn_tensor *gy,
     return nn_seterr(err, "expected grad_output of shape %s, got %s", want,
                      got);
   }
-  nn_tensor *out = nn_tensor_empty(x->ndim, x->shape, err);
+  nn_tensor *out = nn_layer_grad_input(l, x->ndim, x->shape, err);
   if (!out) return -1;
   int nt = l->ctx->num_threads;
   int64_t in = m->in, no = m->out;

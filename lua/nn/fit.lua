@@ -153,9 +153,18 @@ local fit_options = {
 local function reloader(path, out, verbose)
   if path == nil then return nil end
   if type(path) ~= "string" then argerror(1, "fit", "option 'hot_reload' must be a file path") end
-  local last = T.mtime(path)
+  -- The file's contents, not its mtime, tell whether it changed: an edit
+  -- within the file system's timestamp resolution still counts.
+  local function contents()
+    local f = io.open(path, "rb")
+    if not f then return nil end
+    local text = f:read("a")
+    f:close()
+    return text
+  end
+  local last = contents()
   return function(train, opt, sched)
-    local now = T.mtime(path)
+    local now = contents()
     if now == nil or now == last then return sched end
     last = now
     local nn = package.loaded["nn"]
