@@ -1,7 +1,7 @@
 /*
  * nnlua.h - the public header for programs that embed nnlua.
  *
- * Link with -lnnlua (plus -llua5.4 -lopenblas -lgomp -lm).  Today it offers
+ * Link with -lnnlua (plus -llua5.4 -lopenblas -lpng -lturbojpeg -lz -lgomp -lm).  Today it offers
  * what a host needs to make `nn` available in its own lua_State; the full
  * embedding API (run scripts, load checkpoints, predict on caller-owned
  * buffers, register C layers) will grow here.
