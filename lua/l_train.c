@@ -9,6 +9,21 @@
 
 #include "binding.h"
 
+/* The 0-based column of the first maximum of row i of out [N, C] (NaN counts
+ * as the maximum, as torch.argmax). */
+static int64_t row_argmax(const nn_tensor *out, int64_t i) {
+  int64_t c = out->shape[1], best = 0;
+  float bv = -INFINITY;
+  for (int64_t j = 0; j < c; j++) {
+    float v = nn_data(out)[nn_tensor_elem_offset(out, i * c + j)];
+    if (v > bv || (isnan(v) && !isnan(bv))) {
+      bv = v;
+      best = j;
+    }
+  }
+  return best;
+}
+
 /* count_correct(logits [N, C], labels [N] 1-based) -> number of rows whose
  * first maximum is at the label. */
 static int l_count_correct(lua_State *L) {
@@ -23,19 +38,10 @@ static int l_count_correct(lua_State *L) {
                       "got %s and %s",
                       a, b);
   }
-  int64_t n = out->shape[0], c = out->shape[1], correct = 0;
-  for (int64_t i = 0; i < n; i++) {
-    int64_t best = 0;
-    float bv = -INFINITY;
-    for (int64_t j = 0; j < c; j++) {
-      float v = nn_data(out)[nn_tensor_elem_offset(out, i * c + j)];
-      if (v > bv || (isnan(v) && !isnan(bv))) {
-        bv = v;
-        best = j;
-      }
-    }
+  int64_t correct = 0;
+  for (int64_t i = 0; i < out->shape[0]; i++) {
     float label = nn_data(y)[nn_tensor_elem_offset(y, i)];
-    if ((float)(best + 1) == label) correct++;
+    if ((float)(row_argmax(out, i) + 1) == label) correct++;
   }
   lua_pushinteger(L, (lua_Integer)correct);
   return 1;
@@ -50,21 +56,10 @@ static int l_predictions(lua_State *L) {
     return luaL_error(L, "predictions: expected output [N, C], got %s", a);
   }
   nn_error err;
-  int64_t n = out->shape[0], c = out->shape[1];
+  int64_t n = out->shape[0];
   nn_tensor *p = nn_tensor_new(1, &n, &err);
   if (!p) return l_raise(L, "predictions", &err);
-  for (int64_t i = 0; i < n; i++) {
-    int64_t best = 0;
-    float bv = -INFINITY;
-    for (int64_t j = 0; j < c; j++) {
-      float v = nn_data(out)[nn_tensor_elem_offset(out, i * c + j)];
-      if (v > bv || (isnan(v) && !isnan(bv))) {
-        bv = v;
-        best = j;
-      }
-    }
-    nn_data(p)[i] = (float)(best + 1);
-  }
+  for (int64_t i = 0; i < n; i++) nn_data(p)[i] = (float)(row_argmax(out, i) + 1);
   l_pushtensor(L, p);
   return 1;
 }

@@ -187,19 +187,6 @@ local function reloader(path, out, verbose)
   end
 end
 
--- Walks the leaf modules of model (descending into containers) in order.
-local function leaves(model, name, out)
-  out = out or {}
-  if model.is_container and model:is_container() then
-    for _, c in ipairs(model:children()) do
-      leaves(c[2], name == "" and c[1] or (name .. "." .. c[1]), out)
-    end
-  else
-    out[#out + 1] = {name = name ~= "" and name or "-", m = model}
-  end
-  return out
-end
-
 -- After a non-finite loss: runs x through the model's layers one by one to
 -- name the first whose output is not finite (only then, so the check costs
 -- nothing while training goes well).
@@ -211,7 +198,7 @@ local function diagnose_nonfinite(model, x)
     end
   end
   local ok, msg = pcall(function()
-    for _, leaf in ipairs(leaves(model, "")) do
+    for _, leaf in ipairs(model:leaves()) do
       x = leaf.m:forward(x)
       if not T.all_finite(x) then
         return string.format("the first non-finite output comes from layer %s (%s)", leaf.name, leaf.m.__name)

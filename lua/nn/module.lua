@@ -324,6 +324,20 @@ end
 -- summary() can descend into them.
 function Module:is_container() return false end
 
+-- leaves() -> array of {name=, m=}: the modules that are not containers, in
+-- forward order, with dotted names ("-" for the module itself).
+function Module:leaves(name, out)
+  out, name = out or {}, name or ""
+  if self:is_container() then
+    for _, c in ipairs(self:children()) do
+      c[2]:leaves(name == "" and c[1] or (name .. "." .. c[1]), out)
+    end
+  else
+    out[#out + 1] = {name = name ~= "" and name or "-", m = self}
+  end
+  return out
+end
+
 local function human_bytes(b)
   if b >= 1024 * 1024 then return string.format("%.2f MiB", b / (1024 * 1024)) end
   if b >= 1024 then return string.format("%.1f KiB", b / 1024) end
@@ -355,24 +369,21 @@ function Module:summary(input_shape, ...)
   save(self)
   self:eval()
   local rows = {}
-  local function trace(m, x, name)
-    if m:is_container() then
-      for _, c in ipairs(m:children()) do
-        x = trace(c[2], x, name == "" and c[1] or (name .. "." .. c[1]))
-      end
-      return x
+  local function trace(x)
+    for _, leaf in ipairs(self:leaves()) do
+      local m = leaf.m
+      local y = m:forward(x)
+      local own = 0
+      for _, p in ipairs(m:parameters()) do own = own + p:numel() end
+      local oshape = y:shape()
+      oshape[1] = -1
+      rows[#rows + 1] = {name = leaf.name, type = m.__name,
+                         shape = "[" .. table.concat(oshape, ", ") .. "]",
+                         params = own, act = y:numel() * 4}
+      x = y
     end
-    local y = m:forward(x)
-    local own = 0
-    for _, p in ipairs(m:parameters()) do own = own + p:numel() end
-    local oshape = y:shape()
-    oshape[1] = -1
-    rows[#rows + 1] = {name = name ~= "" and name or "-", type = m.__name,
-                       shape = "[" .. table.concat(oshape, ", ") .. "]",
-                       params = own, act = y:numel() * 4}
-    return y
   end
-  local ok, err = pcall(trace, self, core.zeros(shape), "")
+  local ok, err = pcall(trace, core.zeros(shape))
   for m, mode in pairs(modes) do
     m.training = mode
     if m._c then m._c:train(mode) end
@@ -426,15 +437,7 @@ function Module:profile(input_shape, opts)
   local batch, reps = opts.batch or 64, opts["repeat"] or 5
   local shape = {batch}
   for _, v in ipairs(input_shape) do shape[#shape + 1] = v end
-  local leaves = {}
-  local function collect(m, name)
-    if m:is_container() then
-      for _, c in ipairs(m:children()) do collect(c[2], name == "" and c[1] or (name .. "." .. c[1])) end
-    else
-      leaves[#leaves + 1] = {name = name ~= "" and name or "-", m = m}
-    end
-  end
-  collect(self, "")
+  local leaves = self:leaves()
   local function median(list)
     table.sort(list)
     return list[(#list + 1) // 2]
@@ -644,6 +647,15 @@ local function child_error(self, i, m, err)
   return string.format("in module %s (%s) of %s: %s", where, tn, self.__name, err)
 end
 
+-- Calls child i's method (forward or backward), adding the child's position
+-- to an error it raises.
+local function call_child(self, i, method, a, b)
+  local m = rawget(self, i)
+  local ok, r = pcall(m[method], m, a, b)
+  if not ok then error(child_error(self, i, m, r), 0) end
+  return r
+end
+
 -- forward(x): runs the children in order.  In training mode each child's
 -- input is kept for backward; in eval mode nothing is kept (a backward then
 -- reruns forward).
@@ -664,8 +676,7 @@ function Sequential:forward(x)
   for i = 1, #self do
     local m = rawget(self, i)
     if keep then inputs[i] = x end
-    local ok, y = pcall(m.forward, m, x)
-    if not ok then error(child_error(self, i, m, y), 0) end
+    local y = call_child(self, i, "forward", x)
     -- In eval mode nothing is kept for backward: an activation made by one
     -- C layer and consumed by another is dead as soon as it is consumed.
     if i > 1 and x ~= x0 and y ~= x and plain_c(m) and plain_c(rawget(self, i - 1)) then
@@ -696,18 +707,14 @@ function Sequential:backward(x, gy)
   if not inputs or rawget(self, "_input") ~= x then
     inputs = {}
     for i = 1, #self do
-      local m = rawget(self, i)
       inputs[i] = x
-      local ok, y = pcall(m.forward, m, x)
-      if not ok then error(child_error(self, i, m, y), 0) end
-      x = y
+      x = call_child(self, i, "forward", x)
     end
   end
   local gy0 = gy
   for i = #self, 1, -1 do
     local m = rawget(self, i)
-    local ok, g = pcall(m.backward, m, inputs[i], gy)
-    if not ok then error(child_error(self, i, m, g), 0) end
+    local g = call_child(self, i, "backward", inputs[i], gy)
     -- A gradient made by one C child and consumed by another is dead now:
     -- release it so that its buffer is reused at once.
     if gy ~= gy0 and g ~= gy and plain_c(m) and plain_c(rawget(self, i + 1)) then
