@@ -42,6 +42,11 @@ $(BUILD)/%.o: %.c $(wildcard runtime/*.h lua/*.h include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The Winograd transforms only vectorise well at -O3 (measured 2x faster).
+ifneq ($(SANITIZE),1)
+$(BUILD)/runtime/winograd.o: CFLAGS += -O3
+endif
+
 $(BUILD)/tools/embed_lua: tools/embed_lua.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -Wall -Wextra $< -o $@

@@ -9,6 +9,7 @@
 
 #include "gemm.h"
 #include "layer.h"
+#include "winograd.h"
 
 /* Forward, small images: samples are unfolded side by side into one column
  * matrix [k, nb * p] for chunks of nb samples, so that one gemm per chunk
@@ -261,6 +262,10 @@ void nn_conv2d_forward_kernel(int nthreads, const nn_conv2d_geom *g,
                               float *y, float *ws) {
   int64_t slot = g->cin * g->kh * g->kw * g->ho * g->wo;
   if (g->n <= 0 || slot == 0 || g->cout == 0) return;
+  if (nn_winograd_suits(g)) {
+    nn_winograd_forward(nthreads, g, x, w, b, y, ws);
+    return;
+  }
   if (forward_batched(g)) {
     forward_chunks(nthreads, g, x, w, b, y, ws);
     return;
@@ -438,7 +443,12 @@ int64_t nn_conv2d_workspace_size(const nn_conv2d_geom *g, int nthreads) {
   }
   if (grad_weight_transposed(g)) gw += k * g->cout;
   if (gw > need) need = gw;
-  return gx > need ? gx : need;
+  if (gx > need) need = gx;
+  if (nn_winograd_suits(g)) {
+    int64_t wg = nn_winograd_workspace_size(g, (int)slots);
+    if (wg > need) need = wg;
+  }
+  return need;
 }
 
 void nn_conv2d_backward_kernel(int nthreads, const nn_conv2d_geom *g,
@@ -451,6 +461,10 @@ void nn_conv2d_backward_kernel(int nthreads, const nn_conv2d_geom *g,
     return;
   }
   if (gb) grad_bias(nthreads, g, gy, gb);
+  if (nn_winograd_suits(g)) {
+    if (gx || gw) nn_winograd_backward(nthreads, g, x, w, gy, gx, gw, ws);
+    return;
+  }
   if (gw) grad_weight(nthreads, g, x, gy, gw, ws);
   if (!gx) return;
   if (grad_input_as_conv(g)) {

@@ -1,0 +1,43 @@
+/*
+ * winograd.h - 3x3, stride-1 convolutions by Winograd's minimal filtering
+ * F(2x2, 3x3): each 2x2 block of outputs costs 16 multiplications per
+ * (input, output) channel pair instead of 36, so the forward pass, the input
+ * gradient and the weight gradient each do 2.25x fewer multiply-adds than
+ * im2col + gemm.  The products run as 16 gemms per chunk of tiles (one per
+ * point of the 4x4 transformed tile); the transforms around them are
+ * additions only, so rounding stays close to the direct convolution.
+ *
+ * Shapes and conventions are those of conv.h (contiguous float32, row-major,
+ * x [n, cin, h, w], w [cout, cin, 3, 3], y [n, cout, ho, wo]).  Every element
+ * is computed in an order fixed by the shapes alone, so results do not depend
+ * on the thread count.
+ */
+#ifndef NN_WINOGRAD_H
+#define NN_WINOGRAD_H
+
+#include <stdint.h>
+
+#include "conv.h"
+
+/* Whether the kernels below handle g (3x3 kernel, stride 1, padding <= 2)
+ * and are expected to beat im2col on it (enough channels to feed the gemms). */
+int nn_winograd_suits(const nn_conv2d_geom *g);
+
+/* Floats of workspace nn_winograd_forward / nn_winograd_backward need for g
+ * with nthreads threads. */
+int64_t nn_winograd_workspace_size(const nn_conv2d_geom *g, int nthreads);
+
+/* y = conv(x, w) + b (b may be NULL); y is overwritten.  g must be a 3x3,
+ * stride-1 geometry with padding <= 2 (any channel counts); ws holds
+ * nn_winograd_workspace_size floats.  Cannot fail. */
+void nn_winograd_forward(int nthreads, const nn_conv2d_geom *g, const float *x,
+                         const float *w, const float *b, float *y, float *ws);
+
+/* Gradients of y = conv(x, w) given gy [n, cout, ho, wo]: gx (if not NULL) is
+ * OVERWRITTEN with dL/dx, gw (if not NULL) ACCUMULATES dL/dw.  The bias
+ * gradient is the caller's.  Same requirements as the forward. */
+void nn_winograd_backward(int nthreads, const nn_conv2d_geom *g,
+                          const float *x, const float *w, const float *gy,
+                          float *gx, float *gw, float *ws);
+
+#endif
