@@ -1,7 +1,7 @@
 /* test_winograd.c - the F(2x2, 3x3) kernels against a direct convolution in
  * double precision: forward, input gradient and weight gradient, for odd and
  * even sizes, paddings 0..2, small and large channel counts; bit-identical
- * results on 1 and 3 threads; and that Conv2d takes this path. */
+ * results on 1 and 3 threads; and which geometries take this path. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,13 +119,23 @@ static void test_winograd_direct(void) {
   check_case(2, 4, 3, 2, 2, 1);    /* VGG's last blocks */
   check_case(4, 40, 36, 9, 10, 1); /* several chunks, both paths */
   check_case(64, 64, 64, 4, 4, 1); /* many tiles, 16 per image row */
+  /* F(4x4): outputs of at least 8 x 8 */
+  check_case(2, 3, 4, 11, 9, 1);    /* partial tiles on both sides */
+  check_case(1, 2, 3, 10, 12, 0);   /* no padding: 8x10 output */
+  check_case(3, 5, 2, 12, 8, 2);    /* padding 2: 14x10 output */
+  check_case(8, 64, 48, 14, 14, 1); /* Fashion-MNIST's second block */
+  check_case(2, 33, 35, 70, 8, 1);  /* rows of more than 64 tiles */
 }
 
 /* The same numbers on 1 and 3 threads (chunks and gemms do not depend on
  * the thread count). */
 static void test_winograd_threads(void) {
+  for (int big = 0; big < 2; big++) {
   nn_conv2d_geom g;
-  nn_conv2d_geom_set(&g, 5, 33, 7, 9, 34, 3, 3, 1, 1, 1, 1);
+  /* 5 samples: the threads share each chunk; 16: they take whole chunks
+   * (4 of 4 samples), and the weight gradient is summed in 2 groups */
+  nn_conv2d_geom_set(&g, big ? 16 : 5, 33, big ? 13 : 7, 9, 34, 3, 3, 1, 1, 1,
+                     1);
   int64_t xs = g.n * g.cin * g.h * g.w, ws9 = g.cout * g.cin * 9;
   int64_t ys = g.n * g.cout * g.ho * g.wo;
   float *x = malloc(sizeof(float) * (size_t)xs);
@@ -148,6 +158,7 @@ static void test_winograd_threads(void) {
   CHECK(memcmp(gw[0], gw[1], sizeof(float) * (size_t)ws9) == 0);
   for (int k = 0; k < 2; k++) free(y[k]), free(gx[k]), free(gw[k]);
   free(x), free(w), free(gy), free(ws);
+  }
 }
 
 /* Which geometries take the Winograd path. */
