@@ -101,5 +101,9 @@ clean:
 # nnlua against PyTorch on the reference models (bench/README.md); the
 # table is printed and written to build/bench.md.  BENCH_ARGS, e.g. --quick.
 .PHONY: bench
-bench: all
+bench: all $(BUILD)/bench_peak
 	@NNLUA_BENCH_NO_BUILD=1 sh bench/run.sh $(BENCH_ARGS)
+
+# The machine's float32 ceilings, printed beside the table (bench/peak.c).
+$(BUILD)/bench_peak: bench/peak.c
+	$(CC) $(CFLAGS) $< -o $@ $(BLAS_LIBS)

@@ -245,6 +245,21 @@ m = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3
 opt = torch.optim.Adam(m.parameters(), lr=1e-3)]]
   torch_startup = startup_ms(PYTHON .. " -c " .. quote(build_torch))
 end
+
+-- The machine's float32 ceilings (bench/peak.c), to read GFLOPS against.
+print("== machine ceiling")
+local peak = {}
+do
+  local h = io.popen(quote(root .. "/build/bench_peak") .. " " .. o.threads .. " 2>&1")
+  if h then
+    for line in h:lines() do
+      print("   " .. line)
+      local what, nt, gf = line:match("^PEAK (%S+) (%d+) ([%d.]+)")
+      if what then peak[what .. "/" .. nt] = tonumber(gf) end
+    end
+    h:close()
+  end
+end
 local elapsed = nn.now() - t_start
 
 -- The table.
@@ -334,6 +349,15 @@ if nn_startup then
 else
   failed = true
   emit("- Start-up: n/a (run failed)")
+end
+if peak["fma_avx2/1"] then
+  local nt = o.threads
+  local p512 = peak["fma_avx512/1"] and string.format("; AVX-512 %.0f and %.0f", peak["fma_avx512/1"],
+                                                        peak["fma_avx512/" .. nt] or 0) or ""
+  emit(string.format("- Machine ceiling (bench/peak.c): FMA peak %.0f GFLOPS on 1 thread, %.0f on %d (AVX2)%s; "
+                     .. "OpenBLAS sgemm 1024^3 on 1 thread %.0f GFLOPS. Per-layer achieved GFLOPS: "
+                     .. "`model:profile(shape)`", peak["fma_avx2/1"], peak["fma_avx2/" .. nt] or 0, nt, p512,
+                     peak["sgemm1024/1"] or 0))
 end
 emit(string.format("- Whole benchmark: %.0f s; load average %s at start, %s at end (1-minute; "
                    .. "above ~0.5 means other processes shared the CPUs)",

@@ -8,6 +8,6 @@
 set -e
 cd "$(dirname "$0")/.."
 if [ "${NNLUA_BENCH_NO_BUILD:-0}" != 1 ]; then
-  make --no-print-directory all
+  make --no-print-directory all build/bench_peak
 fi
 exec build/nnlua bench/run.lua "$@"

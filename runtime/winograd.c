@@ -68,6 +68,7 @@
 /* Partial sums of the weight gradient when threads share a call by chunk
  * (see the kernels). */
 #define GROUPS 2
+#define MIN_CHUNKS 4
 
 /* Rows of len floats in each thread's scratch. */
 #define ROW_BUFS 12
@@ -81,6 +82,8 @@ typedef struct plan {
   int64_t len;        /* padded row length: m * tx + 2 */
   int64_t us, vs, zs; /* strides between the points of U (and dU), V (and
                          dV), Z (and dZ) */
+  int alone;          /* threads take whole chunks (see the kernels) */
+  int groups;         /* partial sums of the weight gradient */
 } plan;
 
 static void make_plan(const nn_conv2d_geom *g, plan *p) {
@@ -115,6 +118,12 @@ static void make_plan(const nn_conv2d_geom *g, plan *p) {
   p->us = g->cout * g->cin + SKEW;
   p->vs = g->cin * p->tc + SKEW;
   p->zs = g->cout * p->tc + SKEW;
+  /* By whole chunks when there are MIN_CHUNKS chunks of whole samples: a
+   * property of the shapes alone, since it decides how the weight gradient
+   * is summed. */
+  int64_t nchunks = (p->rows + p->rc - 1) / p->rc;
+  p->alone = p->rc % p->ty == 0 && nchunks >= MIN_CHUNKS;
+  p->groups = p->alone ? GROUPS : 1;
 }
 
 int nn_winograd_suits(const nn_conv2d_geom *g) {
@@ -127,7 +136,7 @@ int64_t nn_winograd_workspace_size(const nn_conv2d_geom *g, int nthreads) {
   plan p;
   make_plan(g, &p);
   int64_t t = nthreads < 1 ? 1 : nthreads;
-  return p.np * ((1 + GROUPS) * p.us + t * (2 * p.vs + p.zs)) +
+  return p.np * ((1 + p.groups) * p.us + (p.alone ? t : 1) * (2 * p.vs + p.zs)) +
          t * ROW_BUFS * p.len;
 }
 
@@ -521,18 +530,10 @@ static void grad_input_channel(const nn_conv2d_geom *g, const plan *p,
  *    threads write the same rows of dx;
  *  - together, chunk after chunk: the transforms split by channel and the
  *    gemms by point (few chunks, e.g. VGG's 2x2 layers). */
-#define MIN_CHUNKS 4
 
 /* The thread's scratch rows. */
 static float *thread_rows(const plan *p, float *rows) {
   return rows + omp_get_thread_num() * ROW_BUFS * p->len;
-}
-
-/* Whether the threads share the call by chunk: a property of the shapes
- * alone, since it decides how the weight gradient is summed. */
-static int by_chunk(const plan *p) {
-  int64_t nchunks = (p->rows + p->rc - 1) / p->rc;
-  return p->rc % p->ty == 0 && nchunks >= MIN_CHUNKS;
 }
 
 /* The forward pass of the tile rows [r0, r0 + nr) on one thread. */
@@ -553,7 +554,7 @@ void nn_winograd_forward(int nthreads, const nn_conv2d_geom *g, const float *x,
   plan p;
   make_plan(g, &p);
   if (p.rows == 0) return;
-  int alone = by_chunk(&p);
+  int alone = p.alone;
   int64_t nchunks = (p.rows + p.rc - 1) / p.rc;
   int64_t slot = p.np * (p.vs + p.zs);
   float *u = ws;
@@ -621,13 +622,12 @@ void nn_winograd_backward(int nthreads, const nn_conv2d_geom *g,
   plan p;
   make_plan(g, &p);
   if (p.rows == 0) return;
-  int alone = by_chunk(&p);
+  int alone = p.alone, groups = p.groups;
   int64_t nchunks = (p.rows + p.rc - 1) / p.rc;
-  int groups = alone ? (nchunks < GROUPS ? (int)nchunks : GROUPS) : 1;
   int64_t plane = g->cout * g->cin, dus = p.np * p.us;
   int64_t slot = p.np * (2 * p.vs + p.zs);
   float *u = ws, *du = u + dus;
-  float *chunks = du + GROUPS * dus;
+  float *chunks = du + groups * dus;
   float *rows = chunks + (alone ? nthreads : 1) * slot;
   int64_t planes = g->n * g->cin, hw = g->h * g->w;
 #pragma omp parallel num_threads(nthreads)
