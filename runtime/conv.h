@@ -7,10 +7,10 @@
  *   x  [n, cin, h, w]        w  [cout, cin, kh, kw]     b  [cout]
  *   y  [n, cout, ho, wo]     with ho = (h + 2 ph - kh) / sh + 1 (floor).
  *
- * 3x3, stride-1 convolutions with at least 32 input and output channels
- * (nn_winograd_suits) go to the Winograd kernels of winograd.h, which do
- * 2.25x (F(2x2)) to 4x (F(4x4)) fewer multiplications; the rest use
- * im2col + gemm.
+ * 3x3, stride-1 convolutions with at least 32 input and output channels and
+ * outputs of at least 4x4 (nn_winograd_suits) go to the Winograd kernels of
+ * winograd.h, which do 2.25x (F(2x2)) to 4x (F(4x4)) fewer multiplications;
+ * the rest use im2col + gemm.
  *
  * Determinism: every output element, grad_input element and parameter
  * gradient is computed in an order that does not depend on the thread count.

@@ -19,8 +19,9 @@
 
 #include "conv.h"
 
-/* Whether the kernels below handle g (3x3 kernel, stride 1, padding <= 2)
- * and are expected to beat im2col on it (enough channels to feed the gemms). */
+/* Whether Conv2d should use the kernels below for g: a 3x3 kernel, stride 1,
+ * padding <= 2, at least 32 input and output channels and an output of at
+ * least 4x4 (where they were measured faster than im2col). */
 int nn_winograd_suits(const nn_conv2d_geom *g);
 
 /* Floats of workspace nn_winograd_forward / nn_winograd_backward need for g
@@ -28,7 +29,7 @@ int nn_winograd_suits(const nn_conv2d_geom *g);
 int64_t nn_winograd_workspace_size(const nn_conv2d_geom *g, int nthreads);
 
 /* y = conv(x, w) + b (b may be NULL); y is overwritten.  g must be a 3x3,
- * stride-1 geometry with padding <= 2 (any channel counts); ws holds
+ * stride-1 geometry with padding <= 2 (any channel counts and sizes); ws holds
  * nn_winograd_workspace_size floats.  Cannot fail. */
 void nn_winograd_forward(int nthreads, const nn_conv2d_geom *g, const float *x,
                          const float *w, const float *b, float *y, float *ws);

@@ -174,6 +174,10 @@ static void test_winograd_suits(void) {
   CHECK(!nn_winograd_suits(&g)); /* 5x5 */
   nn_conv2d_geom_set(&g, 64, 64, 32, 32, 64, 3, 3, 1, 1, 3, 3);
   CHECK(!nn_winograd_suits(&g)); /* padding 3 */
+  nn_conv2d_geom_set(&g, 64, 512, 2, 2, 512, 3, 3, 1, 1, 1, 1);
+  CHECK(!nn_winograd_suits(&g)); /* 2x2 output */
+  nn_conv2d_geom_set(&g, 64, 512, 4, 4, 512, 3, 3, 1, 1, 1, 1);
+  CHECK(nn_winograd_suits(&g));
 }
 
 int main(void) {
