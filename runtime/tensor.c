@@ -26,23 +26,32 @@ int nn_seterr(nn_error *err, const char *fmt, ...) {
  *
  * Every block carries a 64-byte header holding its capacity, so that
  * nn_free_floats can tell large blocks from small ones.  Blocks of at least
- * POOL_MIN_BYTES are mapped directly (2 MiB aligned, with transparent huge
- * pages when large), so that freeing them really returns the memory: glibc
+ * POOL_MIN_BYTES are mapped directly (with transparent huge pages when
+ * large; see big_map), so that freeing them really returns the memory: glibc
  * keeps freed blocks below its (growing) mmap threshold in its heap, where
  * they count in the resident set for good.  A freed large block is cached
  * and handed to the next request of about the same size: without the cache
  * every training step would fault in its activations and gradients afresh
  * (a page fault costs microseconds).  The cache holds at most POOL_SLOTS
- * blocks and POOL_MAX_BYTES; on a miss it returns as much as is requested
- * (oldest blocks first), so live + cached memory does not grow past the
- * largest live set plus one block, and blocks not reused for POOL_MAX_AGE
- * allocations are returned too.  Under AddressSanitizer everything goes
- * through malloc, so that use-after-free stays detectable. */
+ * blocks and POOL_MAX_BYTES.  Live + cached memory is kept within the
+ * largest live set seen plus one block of at most POOL_SLACK_BYTES: a miss
+ * returns cached blocks (oldest first) only as far as that bound requires.
+ * (Returning as much as every miss requests, whether or not the bound
+ * needed it, let requests of two sizes evict each other's blocks for good:
+ * store:batch + aug:batch on 2 threads, 3 MiB tensors and a 288 KiB scratch
+ * block, mapped and faulted in a fresh 3 MiB block on every call.  A slack
+ * of a whole block, on the other hand, let a VGG training step peak at its
+ * largest live set plus 64 MiB of cached blocks of other sizes; with the
+ * cap, those are mapped again on the next step: a few ms of page faults in
+ * a step of seconds.)  Blocks not reused for POOL_MAX_AGE allocations are
+ * returned on a miss too.  Under AddressSanitizer everything goes through
+ * malloc, so that use-after-free stays detectable. */
 #define HEADER_BYTES 64
 #define POOL_MIN_BYTES ((size_t)256 * 1024)
 #define POOL_MAX_BYTES ((size_t)1 << 30)
 #define POOL_SLOTS 128
 #define POOL_MAX_AGE 4096
+#define POOL_SLACK_BYTES ((size_t)8 << 20)
 
 #define HUGE_BYTES ((size_t)2 << 20)
 
@@ -53,7 +62,7 @@ int nn_seterr(nn_error *err, const char *fmt, ...) {
 #endif
 
 typedef struct pool_block {
-  char *base;     /* what aligned_alloc returned; the header lives there */
+  char *base;     /* the header's address (see big_map) */
   size_t bytes;   /* capacity after the header */
   uint64_t stamp; /* allocation count when it was cached */
 } pool_block;
@@ -63,38 +72,54 @@ static pool_block pool[POOL_SLOTS];
 static int pool_n;
 static size_t pool_bytes;
 static uint64_t pool_clock;
+static size_t live_bytes; /* capacity of the large blocks handed out */
+static size_t peak_bytes; /* the largest live_bytes seen */
 
-/* Maps a block of at least `total` bytes (header included) and returns its
- * start, or NULL; *len receives the mapped length. */
-static char *big_map(size_t total, size_t *len) {
-  size_t n = (total + 4095) & ~(size_t)4095;
-  if (n < 4 * HUGE_BYTES) {
-    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+/* A mapped block is laid out as [one page holding the header][data]: the
+ * data starts on a page boundary (on a 2 MiB boundary when huge pages back
+ * it) and the header sits in the last bytes of the page before it, so that
+ * the data never spills into a huge page of which it would use 64 bytes
+ * (each such spill cost a whole 2 MiB page of resident memory).  Only the
+ * whole 2 MiB pages of the data are advised for huge pages: the tail
+ * (capacity % 2 MiB) stays in small pages, resident only as far as it is
+ * used. */
+#define PAGE_BYTES ((size_t)4096)
+
+/* The capacity of the mapped block for a request of `bytes` data bytes. */
+static size_t big_len(size_t bytes) {
+  return (bytes + PAGE_BYTES - 1) & ~(PAGE_BYTES - 1);
+}
+
+/* Maps a block of big_len(bytes) data bytes and returns its base (the
+ * header's address), or NULL. */
+static char *big_map(size_t bytes) {
+  size_t cap = big_len(bytes);
+  if (cap < 4 * HUGE_BYTES) {
+    char *p = mmap(NULL, PAGE_BYTES + cap, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return NULL;
-    *len = n;
-    return p;
+    return p == MAP_FAILED ? NULL : p + PAGE_BYTES - HEADER_BYTES;
   }
-  /* Large: 2 MiB aligned and a multiple of 2 MiB, so that all of it can be
+  /* Large: the data 2 MiB aligned, so that its whole 2 MiB pages can be
    * backed by huge pages (far fewer faults and TLB misses). */
-  n = (n + HUGE_BYTES - 1) & ~(HUGE_BYTES - 1);
-  char *p = mmap(NULL, n + HUGE_BYTES, PROT_READ | PROT_WRITE,
+  size_t len = PAGE_BYTES + cap + HUGE_BYTES;
+  char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return NULL;
-  size_t head = (HUGE_BYTES - (uintptr_t)p % HUGE_BYTES) % HUGE_BYTES;
-  if (head) munmap(p, head);
-  if (HUGE_BYTES - head) munmap(p + head + n, HUGE_BYTES - head);
-  p += head;
-  madvise(p, n, MADV_HUGEPAGE);
-  *len = n;
-  return p;
+  uintptr_t a = ((uintptr_t)p + PAGE_BYTES + HUGE_BYTES - 1) &
+                ~(uintptr_t)(HUGE_BYTES - 1);
+  char *data = p + (a - (uintptr_t)p);
+  char *start = data - PAGE_BYTES, *end = data + cap;
+  if (start > p) munmap(p, (size_t)(start - p));
+  if (p + len > end) munmap(end, (size_t)(p + len - end));
+  madvise(data, cap & ~(HUGE_BYTES - 1), MADV_HUGEPAGE);
+  return data - HEADER_BYTES;
 }
 
 /* Unmaps a block made by big_map. */
 static void big_free(char *base) {
-  size_t bytes;
-  memcpy(&bytes, base, sizeof bytes);
-  munmap(base, bytes + HEADER_BYTES);
+  size_t cap;
+  memcpy(&cap, base, sizeof cap);
+  munmap(base + HEADER_BYTES - PAGE_BYTES, PAGE_BYTES + cap);
 }
 
 /* Removes slot i from the cache and returns its block.  Lock held. */
@@ -106,23 +131,29 @@ static char *pool_take(int i) {
 }
 
 /* The cached block that best fits `bytes` (capacity within 1/8 above), or
- * NULL; on a miss, returns stale blocks to the system.  Lock held. */
-static char *pool_get(size_t bytes) {
+ * NULL when the caller is to map a fresh block of capacity `fresh`; then
+ * cached blocks are returned to the system, oldest first, until live +
+ * cached memory (the fresh block included) is within the largest live set
+ * seen plus the fresh block or POOL_SLACK_BYTES, whichever is less, and so
+ * are blocks not reused for long.  Counts the block as live either way.
+ * Lock held. */
+static char *pool_get(size_t bytes, size_t fresh) {
   int best = -1;
   for (int i = 0; i < pool_n; i++)
     if (pool[i].bytes >= bytes && pool[i].bytes - bytes <= bytes / 8 &&
         (best < 0 || pool[i].bytes < pool[best].bytes))
       best = i;
-  if (best >= 0) return pool_take(best);
-  /* A miss: the caller will take fresh memory, so return at least as much
-   * (oldest first) to keep live + cached from growing past the largest
-   * live set seen; then drop whatever has not been reused for long. */
-  size_t freed = 0;
-  while (pool_n > 0 && freed < bytes) {
+  if (best >= 0) {
+    live_bytes += pool[best].bytes;
+    return pool_take(best);
+  }
+  live_bytes += fresh;
+  if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+  size_t slack = fresh < POOL_SLACK_BYTES ? fresh : POOL_SLACK_BYTES;
+  while (pool_n > 0 && live_bytes + pool_bytes > peak_bytes + slack) {
     int old = 0;
     for (int i = 1; i < pool_n; i++)
       if (pool[i].stamp < pool[old].stamp) old = i;
-    freed += pool[old].bytes;
     big_free(pool_take(old));
   }
   for (int i = pool_n - 1; i >= 0; i--)
@@ -159,16 +190,19 @@ float *nn_alloc_floats(int64_t n, nn_error *err) {
   bytes = (bytes + 63) & ~(size_t)63; /* aligned_alloc wants a multiple */
   char *base = NULL;
   if (POOL_ENABLED && bytes >= POOL_MIN_BYTES) {
+    size_t fresh = big_len(bytes);
     pthread_mutex_lock(&pool_lock);
     pool_clock++;
-    base = pool_get(bytes);
+    base = pool_get(bytes, fresh);
     pthread_mutex_unlock(&pool_lock);
     if (!base) {
-      size_t len = 0;
-      base = big_map(bytes + HEADER_BYTES, &len);
+      base = big_map(bytes);
       if (base) {
-        bytes = len - HEADER_BYTES; /* the capacity */
-        memcpy(base, &bytes, sizeof bytes);
+        memcpy(base, &fresh, sizeof fresh); /* the capacity */
+      } else {
+        pthread_mutex_lock(&pool_lock);
+        live_bytes -= fresh;
+        pthread_mutex_unlock(&pool_lock);
       }
     }
   } else {
@@ -190,6 +224,7 @@ void nn_free_floats(float *p) {
   memcpy(&bytes, base, sizeof bytes);
   if (POOL_ENABLED && bytes >= POOL_MIN_BYTES) {
     pthread_mutex_lock(&pool_lock);
+    live_bytes -= bytes;
     int kept = pool_put(base, bytes);
     pthread_mutex_unlock(&pool_lock);
     if (!kept) big_free(base);
