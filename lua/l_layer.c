@@ -70,6 +70,62 @@ static int l_layer_backward(lua_State *L) {
   return 1;
 }
 
+/* layer:backward_(x, gy) -> gx: backward that may write grad_input over gy
+ * and return gy itself, for a caller that owns gy alone (a container passing
+ * a gradient it made and nobody else saw).  It does so for elementwise
+ * activations when gy is contiguous and neither it nor its storage is
+ * referenced from elsewhere in C; otherwise it is layer:backward(x, gy). */
+static int l_layer_backward_(lua_State *L) {
+  nn_layer *l = checklayer(L, 1);
+  nn_tensor *x = l_checktensor(L, 2);
+  nn_tensor *gy = l_checktensor(L, 3);
+  if (gy->refcount == 1 && gy->storage->refcount == 1 &&
+      x->storage != gy->storage && nn_tensor_is_contiguous(gy)) {
+    nn_error err;
+    nn_tensor *xc = nn_tensor_contiguous(x, &err);
+    if (!xc) return l_raise(L, l->ops->type, &err);
+    int rc = nn_activation_backward_inplace(l, xc, gy, &err);
+    nn_tensor_release(xc);
+    if (rc == 0) {
+      lua_settop(L, 3);
+      return 1;
+    }
+  }
+  return l_layer_backward(L);
+}
+
+/* bn:forward_relu(x) -> y, coef: relu(bn:forward(x)) in one pass, and the
+ * coefficients that recompute_relu needs (nn_batchnorm_relu_forward). */
+static int l_layer_forward_relu(lua_State *L) {
+  nn_layer *l = checklayer(L, 1);
+  nn_tensor *x = l_checktensor(L, 2);
+  nn_error err;
+  nn_tensor *xc = nn_tensor_contiguous(x, &err), *y = NULL, *coef = NULL;
+  if (!xc) return l_raise(L, l->ops->type, &err);
+  int rc = nn_batchnorm_relu_forward(l, xc, &y, &coef, &err);
+  nn_tensor_release(xc);
+  if (rc != 0) return l_raise(L, l->ops->type, &err);
+  l_pushtensor(L, y);
+  l_pushtensor(L, coef);
+  return 2;
+}
+
+/* bn:recompute_relu(x, coef) -> y: forward_relu's y again, from the same x
+ * and its coef (nn_batchnorm_relu_recompute). */
+static int l_layer_recompute_relu(lua_State *L) {
+  nn_layer *l = checklayer(L, 1);
+  nn_tensor *x = l_checktensor(L, 2);
+  nn_tensor *coef = l_checktensor(L, 3);
+  nn_error err;
+  nn_tensor *xc = nn_tensor_contiguous(x, &err), *y = NULL;
+  if (!xc) return l_raise(L, l->ops->type, &err);
+  int rc = nn_batchnorm_relu_recompute(l, xc, coef, &y, &err);
+  nn_tensor_release(xc);
+  if (rc != 0) return l_raise(L, l->ops->type, &err);
+  l_pushtensor(L, y);
+  return 1;
+}
+
 /* Pushes two arrays: names and tensors of a named list. */
 static int push_named(lua_State *L, const nn_named *list, int n) {
   lua_createtable(L, n, 0);
@@ -321,6 +377,10 @@ static int l_LogSoftmax(lua_State *L) {
 
 static const luaL_Reg layer_methods[] = {{"forward", l_layer_forward},
                                          {"backward", l_layer_backward},
+                                         {"backward_", l_layer_backward_},
+                                         {"forward_relu", l_layer_forward_relu},
+                                         {"recompute_relu",
+                                          l_layer_recompute_relu},
                                          {"params", l_layer_params},
                                          {"buffers", l_layer_buffers},
                                          {"train", l_layer_train},

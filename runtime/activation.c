@@ -440,3 +440,29 @@ nn_layer *nn_activation_new(nn_ctx *ctx, nn_act_kind kind, float param,
   a->param = param;
   return &a->base;
 }
+
+int nn_activation_backward_inplace(nn_layer *l, nn_tensor *x, nn_tensor *gy,
+                                   nn_error *err) {
+  int kind = -1;
+  for (int k = 0; k < NUM_ACTS; k++)
+    if (l->ops == &ACT_OPS_TABLE[k]) kind = k;
+  if (kind < 0 || kind == NN_ACT_SOFTMAX || kind == NN_ACT_LOG_SOFTMAX)
+    return nn_seterr(err, "expected an elementwise activation, got %s",
+                     l->ops->type);
+  if (!nn_tensor_is_contiguous(x) || !nn_tensor_is_contiguous(gy))
+    return nn_seterr(err, "input and grad_output must be contiguous");
+  if (x->storage == gy->storage)
+    return nn_seterr(err, "grad_output must not share memory with input");
+  if (!nn_tensor_same_shape(gy, x)) {
+    char xs[160], gs[160];
+    nn_tensor_shape_str(x, xs, sizeof xs);
+    nn_tensor_shape_str(gy, gs, sizeof gs);
+    return nn_seterr(err, "expected grad_output of shape %s, got %s", xs, gs);
+  }
+  int64_t rows, cols;
+  rows_cols(x, &rows, &cols);
+  if (rows > 0)
+    ACTS[kind].backward(l->ctx, nn_data(x), nn_data(gy), nn_data(gy), rows,
+                        cols, ((act_layer *)l)->param);
+  return 0;
+}

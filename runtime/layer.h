@@ -129,6 +129,21 @@ nn_layer *nn_adaptive_avgpool2d_new(nn_ctx *ctx, int oh, int ow,
  * running statistics. */
 nn_layer *nn_batchnorm_new(nn_ctx *ctx, int64_t c, float eps, float momentum,
                            int spatial, nn_error *err);
+/* BatchNorm layer l followed by a ReLU, in one pass, for a container that
+ * keeps only the BatchNorm's input for backward: *y (owned) receives
+ * relu(l.forward(x)), bit for bit (running statistics are updated as by
+ * forward), and *coef (owned, [3, C]) the per-channel shift, scale and bias
+ * the output was computed with.  x must be contiguous.  -1 with err when l is
+ * not a BatchNorm layer or x has the wrong shape. */
+int nn_batchnorm_relu_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
+                              nn_tensor **coef, nn_error *err);
+/* Recomputes the *y of nn_batchnorm_relu_forward from the same x and the
+ * coef it returned, bit for bit, into a new owned tensor, whatever l did in
+ * between (the layer only checks shapes).  -1 with err on a wrong layer
+ * type or shape. */
+int nn_batchnorm_relu_recompute(nn_layer *l, nn_tensor *x,
+                                const nn_tensor *coef, nn_tensor **y,
+                                nn_error *err);
 /* Inverted dropout: in training, zero with probability p and scale the rest
  * by 1/(1-p), drawing from ctx's RNG; identity in eval. */
 nn_layer *nn_dropout_new(nn_ctx *ctx, float p, nn_error *err);
@@ -149,5 +164,12 @@ typedef enum nn_act_kind {
 /* An elementwise activation or (log-)softmax over the last dimension. */
 nn_layer *nn_activation_new(nn_ctx *ctx, nn_act_kind kind, float param,
                             nn_error *err);
+/* The backward of an elementwise activation l (not (log-)softmax) written
+ * over gy itself: afterwards gy holds grad_input, bit for bit what
+ * l's backward returns.  For a caller that owns gy alone.  x and gy must be
+ * contiguous, of the same shape, and not share memory.  -1 with err
+ * otherwise or when l is not an elementwise activation. */
+int nn_activation_backward_inplace(nn_layer *l, nn_tensor *x, nn_tensor *gy,
+                                   nn_error *err);
 
 #endif

@@ -77,13 +77,34 @@ static void affine_plane(const float *x, float *y, int64_t n, float m, float a,
   for (int64_t i = 0; i < n; i++) y[i] = (x[i] - m) * a + b;
 }
 
+/* y = relu((x - m) * a + b) over one plane: the values of affine_plane,
+ * through ReLU's formula (x > 0 ? x : 0, so NaN and -0 give 0 as there). */
+static void affine_relu_plane(const float *x, float *y, int64_t n, float m,
+                              float a, float b) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    float v = (x[i] - m) * a + b;
+    y[i] = v > 0.0f ? v : 0.0f;
+  }
+}
+
+/* affine_plane, or affine_relu_plane when relu is set. */
+static void output_plane(const float *x, float *y, int64_t n, float m, float a,
+                         float b, int relu) {
+  if (relu)
+    affine_relu_plane(x, y, n, m, a, b);
+  else
+    affine_plane(x, y, n, m, a, b);
+}
+
 /* y = (x - mean[c]) * invstd[c] * weight[c] + bias[c] over channel c. */
 static void normalize_channel(const float *x, int64_t N, int64_t C, int64_t HW,
                               int64_t c, float mean, float invstd, float w,
-                              float b, float *y) {
+                              float b, float *y, int relu) {
   float a = invstd * w;
   for (int64_t n = 0; n < N; n++)
-    affine_plane(x + (n * C + c) * HW, y + (n * C + c) * HW, HW, mean, a, b);
+    output_plane(x + (n * C + c) * HW, y + (n * C + c) * HW, HW, mean, a, b,
+                 relu);
 }
 
 void nn_batchnorm_stats(nn_ctx *ctx, const float *x, int64_t N, int64_t C,
@@ -132,12 +153,12 @@ static void store_stats(int64_t c, double mean, double var, int64_t M,
   }
 }
 
-void nn_batchnorm_forward_train(nn_ctx *ctx, const float *x, int64_t N,
-                                int64_t C, int64_t HW, const float *weight,
-                                const float *bias, float *running_mean,
-                                float *running_var, float momentum, float eps,
-                                float *y, float *save_mean,
-                                float *save_invstd) {
+/* nn_batchnorm_forward_train, followed by ReLU when relu is set. */
+static void forward_train(nn_ctx *ctx, const float *x, int64_t N, int64_t C,
+                          int64_t HW, const float *weight, const float *bias,
+                          float *running_mean, float *running_var,
+                          float momentum, float eps, float *y,
+                          float *save_mean, float *save_invstd, int relu) {
   int64_t M = N * HW;
   if (M == 0) return;
   /* Three sweeps over contiguous planes (sums per plane, statistics per
@@ -157,7 +178,8 @@ void nn_batchnorm_forward_train(nn_ctx *ctx, const float *x, int64_t N,
       store_stats(c, mean, var, M, momentum, eps, running_mean, running_var,
                   save_mean, save_invstd);
       normalize_channel(x, N, C, HW, c, save_mean[c], save_invstd[c],
-                        weight ? weight[c] : 1.0f, bias ? bias[c] : 0.0f, y);
+                        weight ? weight[c] : 1.0f, bias ? bias[c] : 0.0f, y,
+                        relu);
     }
     return;
   }
@@ -193,27 +215,52 @@ void nn_batchnorm_forward_train(nn_ctx *ctx, const float *x, int64_t N,
 #pragma omp for schedule(static) nowait
     for (int64_t b = 0; b < N * C; b++) {
       int64_t c = b % C;
-      affine_plane(x + b * HW, y + b * HW, HW, cf[3 * c], cf[3 * c + 1],
-                   cf[3 * c + 2]);
+      output_plane(x + b * HW, y + b * HW, HW, cf[3 * c], cf[3 * c + 1],
+                   cf[3 * c + 2], relu);
     }
   }
   free(part);
   free(coef);
 }
 
-void nn_batchnorm_forward_eval(nn_ctx *ctx, const float *x, int64_t N,
-                               int64_t C, int64_t HW, const float *weight,
-                               const float *bias, const float *running_mean,
-                               const float *running_var, float eps, float *y) {
+void nn_batchnorm_forward_train(nn_ctx *ctx, const float *x, int64_t N,
+                                int64_t C, int64_t HW, const float *weight,
+                                const float *bias, float *running_mean,
+                                float *running_var, float momentum, float eps,
+                                float *y, float *save_mean,
+                                float *save_invstd) {
+  forward_train(ctx, x, N, C, HW, weight, bias, running_mean, running_var,
+                momentum, eps, y, save_mean, save_invstd, 0);
+}
+
+/* The scale of channel c in eval mode: weight / sqrt(running_var + eps). */
+static float eval_scale(const float *weight, const float *running_var,
+                        float eps, int64_t c) {
+  float invstd = (float)(1.0 / sqrt((double)running_var[c] + eps));
+  return invstd * (weight ? weight[c] : 1.0f);
+}
+
+/* nn_batchnorm_forward_eval, followed by ReLU when relu is set. */
+static void forward_eval(nn_ctx *ctx, const float *x, int64_t N, int64_t C,
+                         int64_t HW, const float *weight, const float *bias,
+                         const float *running_mean, const float *running_var,
+                         float eps, float *y, int relu) {
 #pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
     if (N * C * HW >= PAR_MIN)
   for (int64_t b = 0; b < N * C; b++) {
     int64_t c = b % C;
-    float invstd = (float)(1.0 / sqrt((double)running_var[c] + eps));
-    float a = invstd * (weight ? weight[c] : 1.0f);
-    affine_plane(x + b * HW, y + b * HW, HW, running_mean[c], a,
-                 bias ? bias[c] : 0.0f);
+    output_plane(x + b * HW, y + b * HW, HW, running_mean[c],
+                 eval_scale(weight, running_var, eps, c),
+                 bias ? bias[c] : 0.0f, relu);
   }
+}
+
+void nn_batchnorm_forward_eval(nn_ctx *ctx, const float *x, int64_t N,
+                               int64_t C, int64_t HW, const float *weight,
+                               const float *bias, const float *running_mean,
+                               const float *running_var, float eps, float *y) {
+  forward_eval(ctx, x, N, C, HW, weight, bias, running_mean, running_var, eps,
+               y, 0);
 }
 
 /* Per channel c: sum(gy) and sum(gy * (x - mean) * invstd), in double. */
@@ -394,24 +441,43 @@ static int bn_check_batch(const nn_tensor *x, int64_t N, int64_t HW,
 #define BN_RVAR(l) ((l)->buffers[1].t)
 #define BN_NBT(l) ((l)->buffers[2].t)
 
-static int bn_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
-                      nn_error *err) {
+/* The forward, followed by ReLU when relu is set; when coef is not NULL,
+ * *coef receives a new [3, C] tensor holding, per channel, the shift, scale
+ * and bias the output was computed with (see nn_batchnorm_relu_forward). */
+static int forward(nn_layer *l, nn_tensor *x, nn_tensor **y, int relu,
+                   nn_tensor **coef, nn_error *err) {
   bn_layer *b = (bn_layer *)l;
   int64_t N, HW;
   if (bn_dims(b, x, &N, &HW, err)) return -1;
   if (l->training && bn_check_batch(x, N, HW, err)) return -1;
+  nn_tensor *k = coef ? nn_tensor_new2(3, b->c, err) : NULL;
+  if (coef && !k) return -1;
   nn_tensor *out = nn_layer_output(l, x->ndim, x->shape, err);
-  if (!out) return -1;
+  if (!out) {
+    nn_tensor_release(k);
+    return -1;
+  }
   const float *w = nn_data(BN_WEIGHT(l)), *bias = nn_data(BN_BIAS(l));
   float *rm = nn_data(BN_RMEAN(l)), *rv = nn_data(BN_RVAR(l));
   if (l->training) {
-    nn_batchnorm_forward_train(l->ctx, nn_data(x), N, b->c, HW, w, bias, rm,
-                               rv, b->momentum, b->eps, nn_data(out),
-                               b->save_mean, b->save_invstd);
+    forward_train(l->ctx, nn_data(x), N, b->c, HW, w, bias, rm, rv,
+                  b->momentum, b->eps, nn_data(out), b->save_mean,
+                  b->save_invstd, relu);
     nn_data(BN_NBT(l))[0] += 1.0f;
   } else {
-    nn_batchnorm_forward_eval(l->ctx, nn_data(x), N, b->c, HW, w, bias, rm, rv,
-                              b->eps, nn_data(out));
+    forward_eval(l->ctx, nn_data(x), N, b->c, HW, w, bias, rm, rv, b->eps,
+                 nn_data(out), relu);
+  }
+  if (k) { /* the coefficients each mode's kernel used */
+    float *kd = nn_data(k);
+    int tr = l->training;
+    for (int64_t c = 0; c < b->c; c++) {
+      kd[c] = tr ? b->save_mean[c] : rm[c];
+      kd[b->c + c] = tr ? b->save_invstd[c] * w[c]
+                        : eval_scale(w, rv, b->eps, c);
+      kd[2 * b->c + c] = bias[c];
+    }
+    *coef = k;
   }
   b->have_forward = 1;
   b->fwd_training = l->training;
@@ -419,6 +485,11 @@ static int bn_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
   for (int i = 0; i < x->ndim; i++) b->fwd_shape[i] = x->shape[i];
   *y = out;
   return 0;
+}
+
+static int bn_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
+                      nn_error *err) {
+  return forward(l, x, y, 0, NULL, err);
 }
 
 /* Follows the mode of the last forward of this input shape (train: through
@@ -525,4 +596,55 @@ nn_layer *nn_batchnorm_new(nn_ctx *ctx, int64_t c, float eps, float momentum,
 fail:
   nn_layer_free(l);
   return NULL;
+}
+
+/* ---- BatchNorm followed by ReLU, for containers (see layer.h) ---- */
+
+static int is_batchnorm(const nn_layer *l, nn_error *err) {
+  if (l->ops == &BN1D_OPS || l->ops == &BN2D_OPS) return 1;
+  nn_seterr(err, "expected a BatchNorm1d or BatchNorm2d layer, got %s",
+            l->ops->type);
+  return 0;
+}
+
+int nn_batchnorm_relu_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
+                              nn_tensor **coef, nn_error *err) {
+  *y = NULL;
+  *coef = NULL;
+  if (!is_batchnorm(l, err)) return -1;
+  if (!nn_tensor_is_contiguous(x))
+    return nn_seterr(err, "input must be contiguous");
+  return forward(l, x, y, 1, coef, err);
+}
+
+int nn_batchnorm_relu_recompute(nn_layer *l, nn_tensor *x,
+                                const nn_tensor *coef, nn_tensor **y,
+                                nn_error *err) {
+  *y = NULL;
+  if (!is_batchnorm(l, err)) return -1;
+  bn_layer *b = (bn_layer *)l;
+  int64_t N, HW, C = b->c;
+  if (bn_dims(b, x, &N, &HW, err)) return -1;
+  if (!nn_tensor_is_contiguous(x))
+    return nn_seterr(err, "input must be contiguous");
+  if (!nn_tensor_is_contiguous(coef) || coef->ndim != 2 ||
+      coef->shape[0] != 3 || coef->shape[1] != C) {
+    char cs[160];
+    nn_tensor_shape_str(coef, cs, sizeof cs);
+    return nn_seterr(err, "expected coefficients of shape [3, %lld], got %s",
+                     (long long)C, cs);
+  }
+  nn_tensor *out = nn_layer_output(l, x->ndim, x->shape, err);
+  if (!out) return -1;
+  const float *k = nn_data(coef), *xd = nn_data(x);
+  float *yd = nn_data(out);
+#pragma omp parallel for num_threads(l->ctx->num_threads) schedule(static) \
+    if (N * C * HW >= PAR_MIN)
+  for (int64_t p = 0; p < N * C; p++) {
+    int64_t c = p % C;
+    affine_relu_plane(xd + p * HW, yd + p * HW, HW, k[c], k[C + c],
+                      k[2 * C + c]);
+  }
+  *y = out;
+  return 0;
 }

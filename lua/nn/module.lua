@@ -624,7 +624,8 @@ Sequential.__newindex = function(t, k, v)
   rawset(t, k, v)
 end
 
--- Drops a tensor's reference now rather than at garbage collection.
+-- Drops a tensor's reference now rather than at garbage collection.  Other
+-- values (the recipes of recomputed activations below) are ignored.
 local release = function(t)
   local mt = getmetatable(t)
   if mt and mt.__close then mt.__close(t) end
@@ -634,6 +635,11 @@ end
 -- backward): its inputs and outputs are seen by nobody but its container.
 local function plain_c(m)
   return rawget(m, "_c") ~= nil and m.forward == CModule.forward and m.backward == CModule.backward
+end
+
+-- The C layer type of a plain C child ("ReLU"), or nil.
+local function c_type(m)
+  return m ~= nil and plain_c(m) and m._c:type() or nil
 end
 
 -- Adds the child's position to an error raised inside it:
@@ -656,69 +662,173 @@ local function call_child(self, i, method, a, b)
   return r
 end
 
--- forward(x): runs the children in order.  In training mode each child's
--- input is kept for backward; in eval mode nothing is kept (a backward then
--- reruns forward).
-function Sequential:forward(x)
-  -- The activations kept by the previous forward were made by C layers and
-  -- seen by nobody else: release them now, so that each layer can reuse its
-  -- output buffer instead of allocating a new one every step.
-  local old = rawget(self, "_inputs")
-  if old then
-    for i = 2, #old do
-      local producer = rawget(self, i - 1)
-      if producer and rawget(producer, "_c") and old[i] ~= x then release(old[i]) end
-    end
+-- The same for a method of a plain C child's layer handle (m._c).
+local function call_layer(self, i, method, a, b)
+  local m = rawget(self, i)
+  local ok, r, r2 = pcall(m._c[method], m._c, a, b)
+  if not ok then error(child_error(self, i, m, r), 0) end
+  return r, r2
+end
+
+-- True when children i, i + 1 are a BatchNorm and a ReLU (plain C layers)
+-- whose output goes to a plain C child i + 2: the pair then runs as one
+-- pass that keeps only the BatchNorm's input, the ReLU's output being
+-- recomputed from it for backward (bit for bit: same coefficients, same
+-- arithmetic).  Nobody else sees that output, so it is released as soon as
+-- child i + 2 has consumed it.
+local function fusable(self, i, n)
+  if i + 2 > n then return false end
+  local t = c_type(rawget(self, i))
+  return (t == "BatchNorm2d" or t == "BatchNorm1d") and c_type(rawget(self, i + 1)) == "ReLU"
+    and plain_c(rawget(self, i + 2))
+end
+
+-- C layers whose forward is a pure function of the input (no state, no
+-- random numbers): their output can be recomputed for backward as well.
+local PURE = {MaxPool2d = true, AvgPool2d = true, AdaptiveAvgPool2d = true}
+
+-- Releases the activations a training forward kept (those made by C
+-- children and seen by nobody else), except x.
+local function release_kept(self, x)
+  local inputs, own = rawget(self, "_inputs"), rawget(self, "_own")
+  if not inputs then return end
+  for i, t in pairs(inputs) do
+    if own[i] and t ~= x then release(t) end
   end
+end
+
+-- forward(x): runs the children in order.  In training mode what each
+-- child's backward needs is kept: its input, or for the output of a fused
+-- BatchNorm + ReLU (see fusable), and for a PURE child's output computed
+-- from such an output, the recipe to recompute it.  In eval mode nothing is
+-- kept (a backward then reruns forward).  Activations made by one C child
+-- and consumed by another are seen by nobody else: they are released as
+-- soon as they are dead, so that their memory is reused at once.
+function Sequential:forward(x)
+  release_kept(self, x)
+  rawset(self, "_inputs", nil)
+  rawset(self, "_input", nil)
+  rawset(self, "_consumed", false)
   local keep = rawget(self, "training")
-  local inputs = keep and {} or nil
-  local x0 = x
-  for i = 1, #self do
+  local n = #self
+  local inputs, own = keep and {} or nil, keep and {} or nil
+  local rng = keep and {core.rng_state()} or nil
+  local x0, recipe = x, nil -- recipe: how to recompute x, if it can be
+  local i = 1
+  while i <= n do
     local m = rawget(self, i)
-    if keep then inputs[i] = x end
-    local y = call_child(self, i, "forward", x)
-    -- In eval mode nothing is kept for backward: an activation made by one
-    -- C layer and consumed by another is dead as soon as it is consumed.
-    if i > 1 and x ~= x0 and y ~= x and plain_c(m) and plain_c(rawget(self, i - 1)) then
-      if not keep then
-        release(x)
-      elseif i < #self and inputs[i - 1] ~= x and plain_c(rawget(self, i + 1)) and m._c:type() == "ReLU" then
-        -- ReLU's backward only tests x > 0, and relu(x) > 0 exactly when
-        -- x > 0: keep its output (the next child's input anyway) in place
-        -- of its input, which then dies here and its buffer is reused
-        -- (unless an earlier ReLU kept x the same way).
-        inputs[i] = y
-        release(x)
+    local y, yrecipe, step = nil, nil, 1
+    if keep then
+      inputs[i] = recipe or x
+      own[i] = not recipe and i > 1 and x ~= x0 and plain_c(rawget(self, i - 1))
+    end
+    if keep and not recipe and fusable(self, i, n) then
+      local coef
+      y, coef = call_layer(self, i, "forward_relu", x)
+      yrecipe = {bn = i, coef = coef}
+      inputs[i + 1] = yrecipe
+      step = 2
+    else
+      y = call_child(self, i, "forward", x)
+      if recipe and i < n and PURE[c_type(m)] and plain_c(rawget(self, i + 1)) then
+        -- a pure function of a recomputable output: recomputable too
+        yrecipe = {child = i, of = recipe}
+      end
+      if not recipe and i > 1 and x ~= x0 and y ~= x and plain_c(m) and plain_c(rawget(self, i - 1)) then
+        if not keep then
+          release(x)
+        elseif i < n and inputs[i - 1] ~= x and plain_c(rawget(self, i + 1)) and m._c:type() == "ReLU" then
+          -- ReLU's backward only tests x > 0, and relu(x) > 0 exactly when
+          -- x > 0: keep its output (the next child's input anyway) in place
+          -- of its input, which then dies here and its buffer is reused
+          -- (unless an earlier ReLU kept x the same way).
+          inputs[i], own[i] = y, true
+          release(x)
+        end
       end
     end
-    x = y
+    -- A recomputable output is dead once its consumer (a plain C child)
+    -- has run.
+    if recipe then release(x) end
+    x, recipe = y, yrecipe
+    i = i + step
   end
   rawset(self, "_inputs", inputs)
+  rawset(self, "_own", own)
   rawset(self, "_input", keep and x0 or nil)
+  rawset(self, "_rng", rng)
   return x
 end
 
+-- Reruns the training forward on x whose kept activations a backward has
+-- released, with the random numbers it drew and leaving the buffers
+-- (running statistics) as they are, so that the activations come out as
+-- the first time.
+local function replay(self, x)
+  local seed, counter = core.rng_state()
+  local saved = {}
+  for _, b in ipairs(self:named_buffers()) do saved[#saved + 1] = {b[2], b[2]:clone()} end
+  core.set_rng_state(table.unpack(rawget(self, "_rng")))
+  local ok, err = pcall(Sequential.forward, self, x)
+  for _, s in ipairs(saved) do s[1]:copy_(s[2]) end
+  core.set_rng_state(seed, counter)
+  if not ok then error(err, 0) end
+end
+
 -- backward(x, gy): runs the children's backward in reverse order on the
--- inputs saved by the last forward(x); a second backward (gradient
--- accumulation) reuses them.  When x is not that input, or the forward ran
--- in eval mode, the children's inputs are recomputed first.
+-- inputs kept by the last forward(x), releasing each one (when no one else
+-- sees it) once no backward of this pass needs it; elementwise activations
+-- write their gradient over one nobody else sees.  A second backward
+-- (gradient accumulation) reruns the forward first, with the same random
+-- numbers and without touching the running statistics, so it gets the same
+-- gradients.  When x is not that input, or the forward ran in eval mode,
+-- the children's inputs are recomputed first.
 function Sequential:backward(x, gy)
-  local inputs = rawget(self, "_inputs")
+  if rawget(self, "_consumed") and rawget(self, "_input") == x then replay(self, x) end
+  local inputs, own = rawget(self, "_inputs"), rawget(self, "_own")
   if not inputs or rawget(self, "_input") ~= x then
-    inputs = {}
+    inputs, own = {}, {}
     for i = 1, #self do
       inputs[i] = x
       x = call_child(self, i, "forward", x)
     end
   end
-  local gy0 = gy
-  for i = #self, 1, -1 do
+  local n = #self
+  local gy0, made = gy, {}
+  -- The tensor a recipe stands for, recomputed once (kept in made).
+  local function make(r)
+    if not made[r] then
+      if r.bn then
+        made[r] = call_layer(self, r.bn, "recompute_relu", inputs[r.bn], r.coef)
+      else
+        made[r] = call_child(self, r.child, "forward", make(r.of))
+      end
+    end
+    return made[r]
+  end
+  for i = n, 1, -1 do
     local m = rawget(self, i)
-    local g = call_child(self, i, "backward", inputs[i], gy)
-    -- A gradient made by one C child and consumed by another is dead now:
-    -- release it so that its buffer is reused at once.
-    if gy ~= gy0 and g ~= gy and plain_c(m) and plain_c(rawget(self, i + 1)) then
-      release(gy)
+    local xi = inputs[i]
+    if type(xi) == "table" then xi = make(xi) end
+    -- gy was made by child i + 1 and seen by nobody else
+    local mine = gy ~= gy0 and plain_c(rawget(self, i + 1))
+    local g
+    if mine and plain_c(m) then
+      g = call_layer(self, i, "backward_", xi, gy)
+    else
+      g = call_child(self, i, "backward", xi, gy)
+    end
+    if mine and g ~= gy and plain_c(m) then release(gy) end
+    -- Child i's input is dead for this pass unless child i - 1 shares it.
+    local t = inputs[i]
+    if i == 1 or inputs[i - 1] ~= t then
+      if made[t] then
+        release(made[t])
+        made[t] = nil
+      elseif own[i] then
+        rawset(self, "_consumed", true)
+        release(t)
+      end
     end
     gy = g
   end

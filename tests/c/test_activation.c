@@ -396,6 +396,50 @@ static void test_act_errors(void) {
   nn_layer_free(l);
 }
 
+/* The in-place backward of every elementwise activation writes, over gy,
+ * exactly what backward returns; (log-)softmax, mismatched shapes and a gy
+ * sharing x's memory are refused, leaving gy alone. */
+static void test_backward_inplace(void) {
+  static const struct {
+    nn_act_kind kind;
+    float param;
+  } kinds[] = {{NN_ACT_RELU, 0},    {NN_ACT_LEAKY_RELU, 0.2f},
+               {NN_ACT_SIGMOID, 0}, {NN_ACT_TANH, 0},
+               {NN_ACT_ELU, 0.7f},  {NN_ACT_GELU, 0}};
+  int64_t s[2] = {300, 70}, n = s[0] * s[1], t[2] = {70, 300};
+  size_t bytes = (size_t)n * sizeof(float);
+  nn_tensor *x = tensor(2, s), *gy = tensor(2, s), *g = tensor(2, s), *gx;
+  fill_rand(nn_data(x), n, -4.0f, 4.0f, 81);
+  for (int64_t i = 0; i < n; i += 7) nn_data(x)[i] = 0.0f;
+  fill_rand(nn_data(gy), n, -1.0f, 1.0f, 82);
+  nn_error err;
+  for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+    nn_layer *l = new_act(kinds[k].kind, kinds[k].param);
+    CHECK(nn_layer_backward(l, x, gy, &gx, &err) == 0);
+    memcpy(nn_data(g), nn_data(gy), bytes);
+    CHECK(nn_activation_backward_inplace(l, x, g, &err) == 0);
+    CHECK(memcmp(nn_data(g), nn_data(gx), bytes) == 0);
+    nn_tensor_release(gx);
+    nn_layer_free(l);
+  }
+  memcpy(nn_data(g), nn_data(gy), bytes);
+  nn_layer *sm = new_act(NN_ACT_SOFTMAX, 0), *relu = new_act(NN_ACT_RELU, 0);
+  CHECK(nn_activation_backward_inplace(sm, x, g, &err) == -1);
+  CHECK(strstr(err.msg, "elementwise activation, got Softmax") != NULL);
+  nn_tensor *xt = nn_tensor_reshape(x, 2, t, &err);
+  CHECK(nn_activation_backward_inplace(relu, xt, g, &err) == -1);
+  CHECK(strstr(err.msg, "[70, 300]") && strstr(err.msg, "[300, 70]"));
+  CHECK(nn_activation_backward_inplace(relu, x, x, &err) == -1);
+  CHECK(strstr(err.msg, "share memory") != NULL);
+  CHECK(memcmp(nn_data(g), nn_data(gy), bytes) == 0);
+  nn_tensor_release(xt);
+  nn_tensor_release(x);
+  nn_tensor_release(gy);
+  nn_tensor_release(g);
+  nn_layer_free(sm);
+  nn_layer_free(relu);
+}
+
 /* ---- Dropout ---- */
 
 static nn_layer *new_dropout(nn_ctx *c, float p) {
@@ -605,6 +649,7 @@ int main(void) {
   RUN(test_relu_at_zero);
   RUN(test_threads_agree);
   RUN(test_act_errors);
+  RUN(test_backward_inplace);
   RUN(test_dropout_construct);
   RUN(test_dropout_train);
   RUN(test_dropout_eval_and_extremes);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../runtime/activation.h"
 #include "../../runtime/context.h"
 #include "../../runtime/layer.h"
 #include "../../runtime/norm.h"
@@ -582,6 +583,110 @@ static void test_kernels_alone(void) {
   CHECK(memcmp(x, y, sizeof y) == 0);
 }
 
+/* Both layers' parameters and buffers, as floats, are equal. */
+static int same_state(const nn_layer *a, const nn_layer *b) {
+  for (int i = 0; i < a->nparams; i++)
+    if (memcmp(nn_data(a->params[i].t), nn_data(b->params[i].t),
+               (size_t)nn_tensor_numel(a->params[i].t) * sizeof(float)))
+      return 0;
+  for (int i = 0; i < a->nbuffers; i++)
+    if (memcmp(nn_data(a->buffers[i].t), nn_data(b->buffers[i].t),
+               (size_t)nn_tensor_numel(a->buffers[i].t) * sizeof(float)))
+      return 0;
+  return 1;
+}
+
+/* nn_batchnorm_relu_forward is relu(forward) bit for bit, moving the
+ * running statistics the same way; its coefficients recompute the same
+ * bits after the layer has run on other data; backward then matches too. */
+static void fused_relu_case(int spatial, int ndim, const int64_t *s,
+                            int training) {
+  int64_t C = s[1];
+  nn_layer *a = new_bn(C, 1e-5f, 0.1f, spatial);
+  nn_layer *b = new_bn(C, 1e-5f, 0.1f, spatial);
+  nn_layer *l[2] = {a, b};
+  for (int k = 0; k < 2; k++) {
+    fill_rand(nn_data(nn_layer_param(l[k], "weight")), C, -2.0f, 2.0f, 41);
+    fill_rand(nn_data(nn_layer_param(l[k], "bias")), C, -1.0f, 1.0f, 42);
+    fill_rand(nn_data(nn_layer_buffer(l[k], "running_mean")), C, -1.0f, 1.0f,
+              43);
+    fill_rand(nn_data(nn_layer_buffer(l[k], "running_var")), C, 0.5f, 2.0f,
+              44);
+    l[k]->training = training;
+  }
+  nn_tensor *x = tensor(ndim, s), *x2 = tensor(ndim, s), *gy = tensor(ndim, s);
+  int64_t n = nn_tensor_numel(x);
+  fill_rand(nn_data(x), n, -2.0f, 3.0f, 45);
+  fill_rand(nn_data(x2), n, -5.0f, 1.0f, 46);
+  fill_rand(nn_data(gy), n, -1.0f, 1.0f, 47);
+  size_t bytes = (size_t)n * sizeof(float);
+  nn_error err;
+  nn_tensor *y = NULL, *coef = NULL, *yb = NULL, *y2 = NULL, *r = NULL;
+  nn_tensor *ga = NULL, *gb = NULL;
+  CHECK(nn_batchnorm_relu_forward(a, x, &y, &coef, &err) == 0);
+  CHECK(nn_layer_forward(b, x, &yb, &err) == 0);
+  if (!y || !yb || !coef) return;
+  nn_relu_forward(&ctx, nn_data(yb), nn_data(yb), n);
+  CHECK(memcmp(nn_data(y), nn_data(yb), bytes) == 0);
+  CHECK(coef->ndim == 2 && coef->shape[0] == 3 && coef->shape[1] == C);
+  CHECK(same_state(a, b));
+  int zeros = 0;
+  for (int64_t i = 0; i < n; i++) zeros += nn_data(y)[i] == 0.0f;
+  CHECK(zeros > 0 && zeros < n);
+  /* The backward of either layer, as it follows the last forward. */
+  CHECK(nn_layer_backward(a, x, gy, &ga, &err) == 0);
+  CHECK(nn_layer_backward(b, x, gy, &gb, &err) == 0);
+  if (ga && gb) CHECK(memcmp(nn_data(ga), nn_data(gb), bytes) == 0);
+  CHECK(same_state(a, b));
+  for (int k = 0; k < 2; k++)
+    CHECK(memcmp(nn_data(a->params[k].t->grad), nn_data(b->params[k].t->grad),
+                 (size_t)C * sizeof(float)) == 0);
+  CHECK(nn_layer_forward(a, x2, &y2, &err) == 0);
+  CHECK(nn_batchnorm_relu_recompute(a, x, coef, &r, &err) == 0);
+  if (r) CHECK(memcmp(nn_data(r), nn_data(y), bytes) == 0);
+  nn_tensor *t[] = {x, x2, gy, y, coef, yb, y2, r, ga, gb};
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) nn_tensor_release(t[i]);
+  nn_layer_free(a);
+  nn_layer_free(b);
+}
+
+static void test_fused_relu(void) {
+  int64_t s4[4] = {4, 5, 6, 7}, s2[2] = {64, 300}, s3[3] = {3, 4, 5};
+  for (int training = 0; training < 2; training++) {
+    fused_relu_case(1, 4, s4, training);
+    fused_relu_case(0, 2, s2, training);
+    fused_relu_case(0, 3, s3, training);
+  }
+}
+
+static void test_fused_relu_errors(void) {
+  nn_error err;
+  nn_layer *bn = new_bn(3, 1e-5f, 0.1f, 1);
+  nn_layer *relu = nn_activation_new(&ctx, NN_ACT_RELU, 0, &err);
+  int64_t s[4] = {2, 3, 2, 2}, bad[4] = {2, 4, 2, 2}, ks[2] = {2, 3};
+  nn_tensor *x = tensor(4, s), *xb = tensor(4, bad), *k2 = tensor(2, ks);
+  nn_tensor *y = NULL, *coef = NULL, *r = NULL;
+  fill_x(nn_data(x), 24);
+  CHECK(nn_batchnorm_relu_forward(relu, x, &y, &coef, &err) == -1);
+  CHECK(y == NULL && coef == NULL);
+  CHECK(strstr(err.msg, "BatchNorm1d or BatchNorm2d") &&
+        strstr(err.msg, "got ReLU"));
+  CHECK(nn_batchnorm_relu_forward(bn, xb, &y, &coef, &err) == -1);
+  CHECK(strstr(err.msg, "[N, 3, H, W]") && strstr(err.msg, "[2, 4, 2, 2]"));
+  CHECK(nn_data(nn_layer_buffer(bn, "num_batches_tracked"))[0] == 0.0f);
+  CHECK(nn_batchnorm_relu_forward(bn, x, &y, &coef, &err) == 0);
+  CHECK(nn_batchnorm_relu_recompute(bn, x, k2, &r, &err) == -1 && r == NULL);
+  CHECK(strstr(err.msg, "[3, 3]") && strstr(err.msg, "[2, 3]"));
+  CHECK(nn_batchnorm_relu_recompute(bn, xb, coef, &r, &err) == -1);
+  CHECK(strstr(err.msg, "[2, 4, 2, 2]") != NULL);
+  CHECK(nn_batchnorm_relu_recompute(relu, x, coef, &r, &err) == -1);
+  CHECK(strstr(err.msg, "got ReLU") != NULL);
+  nn_tensor *t[] = {x, xb, k2, y, coef};
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) nn_tensor_release(t[i]);
+  nn_layer_free(bn);
+  nn_layer_free(relu);
+}
+
 int main(void) {
   nn_ctx_init(&ctx);
   nn_ctx_set_threads(&ctx, 2);
@@ -597,5 +702,7 @@ int main(void) {
   RUN(test_backward_without_forward);
   RUN(test_empty_batch);
   RUN(test_kernels_alone);
+  RUN(test_fused_relu);
+  RUN(test_fused_relu_errors);
   return check_report("norm");
 }

@@ -1,0 +1,181 @@
+-- Sequential's memory savings: BatchNorm + ReLU fused with the ReLU's output
+-- recomputed for backward, activations released once dead, gradients of
+-- elementwise activations written in place.  None of it may show: outputs,
+-- gradients, running statistics and random numbers are bit for bit those of
+-- the children run one by one, and no tensor a user holds ever changes.
+local nn = require "nn"
+
+local function max_abs_diff(a, b)
+  assert.are.same(a:shape(), b:shape())
+  local d = (a - b):abs():max()
+  return type(d) == "number" and d or d:item()
+end
+
+local function assert_same(a, b, what)
+  assert.are.equal(0, max_abs_diff(a, b), what)
+end
+
+-- Conv -> BN -> ReLU blocks, a classifier with BatchNorm1d + ReLU + Dropout,
+-- nested as torchvision's VGG.
+local function build(seed)
+  nn.manual_seed(seed)
+  local features = nn.Sequential{
+    nn.Conv2d(3, 4, 3, {padding = 1}), nn.BatchNorm2d(4), nn.ReLU(),
+    nn.Conv2d(4, 4, 3, {padding = 1}), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Conv2d(4, 6, 3, {padding = 1}), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2)}
+  local classifier = nn.Sequential{
+    nn.Linear(24, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3)}
+  return nn.Sequential():add("features", features):add("flatten", nn.Flatten())
+    :add("classifier", classifier)
+end
+
+-- The leaves run one at a time, every tensor kept, nothing fused.
+local function by_hand(m, x, gy)
+  local leaves, xs = m:leaves(), {x}
+  for i, leaf in ipairs(leaves) do xs[i + 1] = leaf.m:forward(xs[i]) end
+  local g = gy
+  for i = #leaves, 1, -1 do g = leaves[i].m:backward(xs[i], g) end
+  return xs[#leaves + 1], g
+end
+
+-- Every parameter gradient and buffer of a and b is equal.
+local function assert_same_state(a, b)
+  local pa, pb = a:named_parameters(), b:named_parameters()
+  for i = 1, #pa do
+    assert_same(pa[i][2], pb[i][2], pa[i][1])
+    assert_same(pa[i][2]:grad(), pb[i][2]:grad(), pa[i][1] .. " grad")
+  end
+  local ba, bb = a:named_buffers(), b:named_buffers()
+  for i = 1, #ba do assert_same(ba[i][2], bb[i][2], ba[i][1]) end
+end
+
+describe("Sequential memory savings", function()
+  it("give the outputs, gradients and statistics of the children run one by one", function()
+    local a, b = build(3), build(3)
+    local x, gy = nn.randn(5, 3, 8, 8), nn.randn(5, 3)
+    local optA = nn.optim.SGD(a:parameters(), {lr = 0.1, momentum = 0.9})
+    local optB = nn.optim.SGD(b:parameters(), {lr = 0.1, momentum = 0.9})
+    for step = 1, 3 do
+      local seed, counter = nn.rng_state()
+      local ya = a:forward(x)
+      local ga = a:backward(x, gy)
+      nn.set_rng_state(seed, counter)
+      local yb, gb = by_hand(b, x, gy)
+      assert_same(ya, yb, "output, step " .. step)
+      assert_same(ga, gb, "grad_input, step " .. step)
+      assert_same_state(a, b)
+      optA:step(); optB:step(); optA:zero_grad(); optB:zero_grad()
+    end
+    a:eval(); b:eval()
+    assert_same(a:forward(x), b:forward(x), "eval output")
+  end)
+
+  it("give a second backward the gradients of the first, leaving buffers and random numbers alone", function()
+    local a, b = build(4), build(4)
+    local x, gy = nn.randn(6, 3, 8, 8), nn.randn(6, 3)
+    local seed, counter = nn.rng_state()
+    a:forward(x)
+    local g1 = a:backward(x, gy):clone()
+    local rng = {nn.rng_state()}
+    local buffers = {}
+    for i, nb in ipairs(a:named_buffers()) do buffers[i] = nb[2]:clone() end
+    local g2 = a:backward(x, gy)
+    assert_same(g1, g2, "second grad_input")
+    assert.are.same(rng, {nn.rng_state()})
+    for i, nb in ipairs(a:named_buffers()) do assert_same(nb[2], buffers[i], nb[1]) end
+    -- the same accumulation by hand, every tensor kept
+    nn.set_rng_state(seed, counter)
+    local leaves, xs = b:leaves(), {x}
+    for i, leaf in ipairs(leaves) do xs[i + 1] = leaf.m:forward(xs[i]) end
+    for _ = 1, 2 do
+      local g = gy
+      for i = #leaves, 1, -1 do g = leaves[i].m:backward(xs[i], g) end
+    end
+    assert_same_state(a, b)
+    -- and a third, after which a new forward starts afresh
+    assert_same(g1, a:backward(x, gy), "third grad_input")
+    local x2 = nn.randn(6, 3, 8, 8)
+    seed, counter = nn.rng_state()
+    local y2 = a:forward(x2)
+    nn.set_rng_state(seed, counter)
+    assert_same(y2, b:forward(x2), "next forward")
+  end)
+
+  it("never change a tensor the caller or a Lua child holds", function()
+    -- Keeps what it sees, as a forward hook would.
+    local Keep = nn.Module:extend("Keep")
+    function Keep:forward(x) self.x, self.xc = x, x:clone(); return x * 1 end
+    function Keep:backward(_, gy) self.g, self.gc = gy, gy:clone(); return gy * 1 end
+    -- Returns what it is given.
+    local Same = nn.Module:extend("Same")
+    function Same:forward(x) return x end
+    function Same:backward(_, gy) return gy end
+    nn.manual_seed(5)
+    local k1, k2 = Keep(), Keep()
+    local m = nn.Sequential{
+      nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), k1, nn.Linear(8, 8),
+      nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8), k2, nn.ReLU(), nn.Flatten(), Same(),
+      nn.BatchNorm1d(8), nn.ReLU()}
+    local x, gy = nn.randn(5, 6), nn.randn(5, 8)
+    local xc, gyc = x:clone(), gy:clone()
+    for _ = 1, 2 do
+      local y = m:forward(x)
+      local yc = y:clone()
+      local g = m:backward(x, gy)
+      local gc = g:clone()
+      m:backward(x, gy)
+      m:forward(x * 2)
+      assert_same(x, xc, "input"); assert_same(gy, gyc, "grad_output")
+      assert_same(y, yc, "output"); assert_same(g, gc, "grad_input")
+      for _, k in ipairs{k1, k2} do
+        assert_same(k.x, k.xc, "a Lua child's input")
+        assert_same(k.g, k.gc, "a Lua child's grad_output")
+      end
+    end
+  end)
+
+  it("run BatchNorm + ReLU as one layer pass, bit for bit", function()
+    nn.manual_seed(6)
+    local bn, bn2 = nn.BatchNorm2d(3), nn.BatchNorm2d(3)
+    bn2:load_state_dict(bn:state_dict())
+    local x, other = nn.randn(4, 3, 5, 5), nn.randn(4, 3, 5, 5)
+    for _, training in ipairs{true, false} do
+      bn:train(training); bn2:train(training)
+      local y, coef = bn._c:forward_relu(x)
+      local want = nn.ReLU():forward(bn2:forward(x))
+      assert_same(y, want, "fused output")
+      assert_same_state(bn, bn2)
+      bn:forward(other) -- the coefficients do not depend on the layer's state
+      assert_same(bn._c:recompute_relu(x, coef), want, "recomputed output")
+      bn2:forward(other)
+    end
+    assert.has_error(function() nn.ReLU()._c:forward_relu(x) end,
+                     "ReLU: expected a BatchNorm1d or BatchNorm2d layer, got ReLU")
+    assert.has_error(function() bn._c:recompute_relu(x, nn.zeros(2, 3)) end,
+                     "BatchNorm2d: expected coefficients of shape [3, 3], got [2, 3]")
+  end)
+
+  it("write an activation's gradient over grad_output only when nobody else sees it", function()
+    local relu = nn.ReLU()
+    local x = nn.randn(4, 5)
+    local gy = nn.randn(4, 5)
+    local want = relu:backward(x, gy)
+    local g = gy:clone()
+    local r = relu._c:backward_(x, g)
+    assert.is_true(rawequal(r, g))
+    assert_same(g, want)
+    -- a view of g is alive: g is left alone
+    g = gy:clone()
+    local view = g:narrow(1, 1, 2)
+    r = relu._c:backward_(x, g)
+    assert.is_false(rawequal(r, g))
+    assert_same(r, want); assert_same(g, gy)
+    assert.are.same({2, 5}, view:shape())
+    -- other layers: an ordinary backward
+    local lin = nn.Linear(5, 5)
+    g = gy:clone()
+    r = lin._c:backward_(x, g)
+    assert.is_false(rawequal(r, g))
+    assert_same(g, gy)
+  end)
+end)
