@@ -32,7 +32,7 @@
  *
  * Workspace layout (floats): U [P][cout][cin] | dU [P][cout][cin] (backward
  * with gw) | V [P][cin][tc] | Z or dZ [P][cout][tc] | dV [P][cin][tc]
- * (backward with gx) | per-thread rows [nthreads][ROW_BUFS * len], where P
+ * (backward with gx) | per-thread scratch [nthreads][scr], where P
  * is the number of points (a * a), each point's matrix padded by SKEW. */
 #include "winograd.h"
 
@@ -74,8 +74,6 @@
 #define GROUPS 2
 #define MIN_CHUNKS 4
 
-/* Rows of len floats in each thread's scratch. */
-#define ROW_BUFS 12
 
 typedef struct plan {
   int m, a, np;       /* output tile size, input tile size a = m + 2, a * a */
@@ -88,6 +86,11 @@ typedef struct plan {
                          dV), Z (and dZ) */
   int alone;          /* threads take whole chunks (see the kernels) */
   int groups;         /* partial sums of the weight gradient */
+  int ng;             /* runs of samples that chunks never straddle */
+  int64_t grow[GROUPS + 1]; /* first tile row of each run */
+  int64_t gch[GROUPS + 1];  /* first chunk of each run */
+  int64_t nchunks;
+  int64_t scr;        /* floats of each thread's transform scratch */
 } plan;
 
 static void make_plan(const nn_conv2d_geom *g, plan *p) {
@@ -103,6 +106,10 @@ static void make_plan(const nn_conv2d_geom *g, plan *p) {
   int64_t ch = g->cin > g->cout ? g->cin : g->cout;
   int64_t want = CHUNK_FLOATS / (2 * p->np * ch);
   if (want < MIN_TILES) want = MIN_TILES;
+  /* Each chunk's gemms pack all of U (np * cout * cin floats): with wide
+   * layers, fewer and wider chunks pack it fewer times (measured 10% faster
+   * on VGG's 512-channel 4x4 layers). */
+  if (want < ch / 2) want = ch / 2;
   int64_t per = p->tx * p->ty; /* tiles per sample */
   if (per <= 2 * want) {       /* chunks of whole samples */
     int64_t k = want / per;
@@ -122,12 +129,34 @@ static void make_plan(const nn_conv2d_geom *g, plan *p) {
   p->us = g->cout * g->cin + SKEW;
   p->vs = g->cin * p->tc + SKEW;
   p->zs = g->cout * p->tc + SKEW;
-  /* By whole chunks when there are MIN_CHUNKS chunks of whole samples: a
-   * property of the shapes alone, since it decides how the weight gradient
-   * is summed. */
-  int64_t nchunks = (p->rows + p->rc - 1) / p->rc;
-  p->alone = p->rc % p->ty == 0 && nchunks >= MIN_CHUNKS;
-  p->groups = p->alone ? GROUPS : 1;
+  /* Chunks are cut within GROUPS runs of whole samples, so that threads
+   * working on different runs never write the same rows of dx. */
+  p->ng = g->n >= GROUPS ? GROUPS : 1;
+  p->gch[0] = 0;
+  for (int k = 0; k <= p->ng; k++) p->grow[k] = g->n * k / p->ng * p->ty;
+  for (int k = 0; k < p->ng; k++)
+    p->gch[k + 1] = p->gch[k] + (p->grow[k + 1] - p->grow[k] + p->rc - 1) / p->rc;
+  p->nchunks = p->gch[p->ng];
+  /* By whole chunks when there are MIN_CHUNKS of them: a property of the
+   * shapes alone, since it decides how the weight gradient is summed. */
+  p->alone = p->nchunks >= MIN_CHUNKS;
+  p->groups = p->alone ? p->ng : 1;
+  /* the largest of the transforms' needs (see input_channel etc.) */
+  int64_t a = p->a, m = p->m, tc = p->tc;
+  int64_t need[4] = {2 * a * p->rc * p->len + a * tc, m * a * tc + m * tc,
+                     m * m * tc + a * m * tc, a * a * tc + a * tc};
+  p->scr = 0;
+  for (int i = 0; i < 4; i++)
+    if (need[i] > p->scr) p->scr = need[i];
+  p->scr = (p->scr + 15) & ~(int64_t)15;
+}
+
+/* The tile rows [*r0, *r0 + *nr) of chunk k. */
+static void chunk_rows(const plan *p, int64_t k, int64_t *r0, int64_t *nr) {
+  int j = 0;
+  while (j + 1 < p->ng && k >= p->gch[j + 1]) j++;
+  *r0 = p->grow[j] + (k - p->gch[j]) * p->rc;
+  *nr = p->grow[j + 1] - *r0 < p->rc ? p->grow[j + 1] - *r0 : p->rc;
 }
 
 int nn_winograd_suits(const nn_conv2d_geom *g) {
@@ -141,8 +170,18 @@ int64_t nn_winograd_workspace_size(const nn_conv2d_geom *g, int nthreads) {
   make_plan(g, &p);
   int64_t t = nthreads < 1 ? 1 : nthreads;
   return p.np * ((1 + p.groups) * p.us + (p.alone ? t : 1) * (2 * p.vs + p.zs)) +
-         t * ROW_BUFS * p.len;
+         t * p.scr;
 }
+
+/* The 1-D transforms are compiled twice, for AVX2 and for the baseline
+ * x86-64, and the loader picks one for the CPU it runs on (GCC's
+ * target_clones; elsewhere they are compiled once). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SIMD_CLONES
+#endif
 
 /* ---- 1-D transforms ----
  * Each maps k rows (or values) to rows: out[i][u] for u < n, from in[j][u]
@@ -150,122 +189,148 @@ int64_t nn_winograd_workspace_size(const nn_conv2d_geom *g, int nthreads) {
  * pointers).  The loops over u vectorise. */
 
 /* out = B^T in: a rows to a rows. */
-static void bt_rows(int m, const float *const *in, float *const *out,
+SIMD_CLONES static void bt_rows(int m, const float *const *in, float *const *out,
                     int64_t n) {
+  const float *restrict i0 = in[0];
+  const float *restrict i1 = in[1];
+  const float *restrict i2 = in[2];
+  const float *restrict i3 = in[3];
+  const float *restrict i4 = in[4];
+  const float *restrict i5 = in[5];
+  float *restrict o0 = out[0];
+  float *restrict o1 = out[1];
+  float *restrict o2 = out[2];
+  float *restrict o3 = out[3];
+  float *restrict o4 = out[4];
+  float *restrict o5 = out[5];
   if (m == 2) {
     for (int64_t u = 0; u < n; u++) {
-      float d0 = in[0][u], d1 = in[1][u], d2 = in[2][u], d3 = in[3][u];
-      out[0][u] = d0 - d2;
-      out[1][u] = d1 + d2;
-      out[2][u] = d2 - d1;
-      out[3][u] = d1 - d3;
+      float d0 = i0[u], d1 = i1[u], d2 = i2[u], d3 = i3[u];
+      o0[u] = d0 - d2;
+      o1[u] = d1 + d2;
+      o2[u] = d2 - d1;
+      o3[u] = d1 - d3;
     }
     return;
   }
   for (int64_t u = 0; u < n; u++) {
-    float d0 = in[0][u], d1 = in[1][u], d2 = in[2][u], d3 = in[3][u];
-    float d4 = in[4][u], d5 = in[5][u];
-    out[0][u] = 4.0f * d0 - 5.0f * d2 + d4;
-    out[1][u] = (d3 + d4) - 4.0f * (d1 + d2);
-    out[2][u] = (d4 - d3) + 4.0f * (d1 - d2);
-    out[3][u] = (d4 - d2) + 2.0f * (d3 - d1);
-    out[4][u] = (d4 - d2) - 2.0f * (d3 - d1);
-    out[5][u] = 4.0f * d1 - 5.0f * d3 + d5;
+    float d0 = i0[u], d1 = i1[u], d2 = i2[u], d3 = i3[u];
+    float d4 = i4[u], d5 = i5[u];
+    o0[u] = 4.0f * d0 - 5.0f * d2 + d4;
+    o1[u] = (d3 + d4) - 4.0f * (d1 + d2);
+    o2[u] = (d4 - d3) + 4.0f * (d1 - d2);
+    o3[u] = (d4 - d2) + 2.0f * (d3 - d1);
+    o4[u] = (d4 - d2) - 2.0f * (d3 - d1);
+    o5[u] = 4.0f * d1 - 5.0f * d3 + d5;
   }
 }
 
 /* out = A^T in: a rows to m rows. */
-static void at_rows(int m, const float *const *in, float *const *out,
+SIMD_CLONES static void at_rows(int m, const float *const *in, float *const *out,
                     int64_t n) {
+  const float *restrict i0 = in[0];
+  const float *restrict i1 = in[1];
+  const float *restrict i2 = in[2];
+  const float *restrict i3 = in[3];
+  const float *restrict i4 = in[4];
+  const float *restrict i5 = in[5];
+  float *restrict o0 = out[0];
+  float *restrict o1 = out[1];
+  float *restrict o2 = out[2];
+  float *restrict o3 = out[3];
   if (m == 2) {
     for (int64_t u = 0; u < n; u++) {
-      float m0 = in[0][u], m1 = in[1][u], m2 = in[2][u], m3 = in[3][u];
-      out[0][u] = m0 + m1 + m2;
-      out[1][u] = m1 - m2 - m3;
+      float m0 = i0[u], m1 = i1[u], m2 = i2[u], m3 = i3[u];
+      o0[u] = m0 + m1 + m2;
+      o1[u] = m1 - m2 - m3;
     }
     return;
   }
   for (int64_t u = 0; u < n; u++) {
-    float m0 = in[0][u], m1 = in[1][u], m2 = in[2][u], m3 = in[3][u];
-    float m4 = in[4][u], m5 = in[5][u];
+    float m0 = i0[u], m1 = i1[u], m2 = i2[u], m3 = i3[u];
+    float m4 = i4[u], m5 = i5[u];
     float p12 = m1 + m2, d12 = m1 - m2, p34 = m3 + m4, d34 = m3 - m4;
-    out[0][u] = m0 + p12 + p34;
-    out[1][u] = d12 + 2.0f * d34;
-    out[2][u] = p12 + 4.0f * p34;
-    out[3][u] = d12 + 8.0f * d34 + m5;
+    o0[u] = m0 + p12 + p34;
+    o1[u] = d12 + 2.0f * d34;
+    o2[u] = p12 + 4.0f * p34;
+    o3[u] = d12 + 8.0f * d34 + m5;
   }
 }
 
 /* out = A in: m rows to a rows (the adjoint of at_rows). */
-static void a_rows(int m, const float *const *in, float *const *out,
+SIMD_CLONES static void a_rows(int m, const float *const *in, float *const *out,
                    int64_t n) {
+  const float *restrict i0 = in[0];
+  const float *restrict i1 = in[1];
+  const float *restrict i2 = in[2];
+  const float *restrict i3 = in[3];
+  float *restrict o0 = out[0];
+  float *restrict o1 = out[1];
+  float *restrict o2 = out[2];
+  float *restrict o3 = out[3];
+  float *restrict o4 = out[4];
+  float *restrict o5 = out[5];
   if (m == 2) {
     for (int64_t u = 0; u < n; u++) {
-      float y0 = in[0][u], y1 = in[1][u];
-      out[0][u] = y0;
-      out[1][u] = y0 + y1;
-      out[2][u] = y0 - y1;
-      out[3][u] = -y1;
+      float y0 = i0[u], y1 = i1[u];
+      o0[u] = y0;
+      o1[u] = y0 + y1;
+      o2[u] = y0 - y1;
+      o3[u] = -y1;
     }
     return;
   }
   for (int64_t u = 0; u < n; u++) {
-    float y0 = in[0][u], y1 = in[1][u], y2 = in[2][u], y3 = in[3][u];
+    float y0 = i0[u], y1 = i1[u], y2 = i2[u], y3 = i3[u];
     float p02 = y0 + y2, p13 = y1 + y3;
     float q02 = y0 + 4.0f * y2, q13 = 2.0f * y1 + 8.0f * y3;
-    out[0][u] = y0;
-    out[1][u] = p02 + p13;
-    out[2][u] = p02 - p13;
-    out[3][u] = q02 + q13;
-    out[4][u] = q02 - q13;
-    out[5][u] = y3;
+    o0[u] = y0;
+    o1[u] = p02 + p13;
+    o2[u] = p02 - p13;
+    o3[u] = q02 + q13;
+    o4[u] = q02 - q13;
+    o5[u] = y3;
   }
 }
 
 /* out = B in: a rows to a rows (the adjoint of bt_rows). */
-static void b_rows(int m, const float *const *in, float *const *out,
+SIMD_CLONES static void b_rows(int m, const float *const *in, float *const *out,
                    int64_t n) {
+  const float *restrict i0 = in[0];
+  const float *restrict i1 = in[1];
+  const float *restrict i2 = in[2];
+  const float *restrict i3 = in[3];
+  const float *restrict i4 = in[4];
+  const float *restrict i5 = in[5];
+  float *restrict o0 = out[0];
+  float *restrict o1 = out[1];
+  float *restrict o2 = out[2];
+  float *restrict o3 = out[3];
+  float *restrict o4 = out[4];
+  float *restrict o5 = out[5];
   if (m == 2) {
     for (int64_t u = 0; u < n; u++) {
-      float v0 = in[0][u], v1 = in[1][u], v2 = in[2][u], v3 = in[3][u];
-      out[0][u] = v0;
-      out[1][u] = v1 - v2 + v3;
-      out[2][u] = v1 + v2 - v0;
-      out[3][u] = -v3;
+      float v0 = i0[u], v1 = i1[u], v2 = i2[u], v3 = i3[u];
+      o0[u] = v0;
+      o1[u] = v1 - v2 + v3;
+      o2[u] = v1 + v2 - v0;
+      o3[u] = -v3;
     }
     return;
   }
   for (int64_t u = 0; u < n; u++) {
-    float v0 = in[0][u], v1 = in[1][u], v2 = in[2][u], v3 = in[3][u];
-    float v4 = in[4][u], v5 = in[5][u];
-    out[0][u] = 4.0f * v0;
-    out[1][u] = 4.0f * (v2 - v1 + v5) + 2.0f * (v4 - v3);
-    out[2][u] = -5.0f * v0 - 4.0f * (v1 + v2) - (v3 + v4);
-    out[3][u] = (v1 - v2) + 2.0f * (v3 - v4) - 5.0f * v5;
-    out[4][u] = v0 + v1 + v2 + v3 + v4;
-    out[5][u] = v5;
+    float v0 = i0[u], v1 = i1[u], v2 = i2[u], v3 = i3[u];
+    float v4 = i4[u], v5 = i5[u];
+    o0[u] = 4.0f * v0;
+    o1[u] = 4.0f * (v2 - v1 + v5) + 2.0f * (v4 - v3);
+    o2[u] = -5.0f * v0 - 4.0f * (v1 + v2) - (v3 + v4);
+    o3[u] = (v1 - v2) + 2.0f * (v3 - v4) - 5.0f * v5;
+    o4[u] = v0 + v1 + v2 + v3 + v4;
+    o5[u] = v5;
   }
 }
 
-/* out = G in: 3 values to a (the kernel transform), in double. */
-static void g_vec(int m, const double *in, double *out) {
-  double g0 = in[0], g1 = in[1], g2 = in[2];
-  if (m == 2) {
-    out[0] = g0;
-    out[1] = 0.5 * (g0 + g1 + g2);
-    out[2] = 0.5 * (g0 - g1 + g2);
-    out[3] = g2;
-    return;
-  }
-  out[0] = g0 / 4.0;
-  out[1] = -(g0 + g1 + g2) / 6.0;
-  out[2] = -(g0 - g1 + g2) / 6.0;
-  out[3] = g0 / 24.0 + g1 / 12.0 + g2 / 6.0;
-  out[4] = g0 / 24.0 - g1 / 12.0 + g2 / 6.0;
-  out[5] = g2;
-}
-
-/* out = G^T in: a values to 3 (the adjoint of g_vec), in double. */
+/* out = G^T in: a values to 3 (the adjoint of the kernel transform), in double. */
 static void gt_vec(int m, const double *in, double *out) {
   if (m == 2) {
     out[0] = in[0] + 0.5 * (in[1] + in[2]);
@@ -280,27 +345,67 @@ static void gt_vec(int m, const double *in, double *out) {
 
 /* ---- 2-D transforms over chunks ---- */
 
-/* U[xi][o][c] = (G g G^T)[xi] for every kernel; omp-for over outputs. */
+/* u[i][l] = (G k G^T)[i][l] for 8 kernels side by side (k[t][lane], t the
+ * 3x3 tap); the lane loops vectorise. */
+static void kernel_transform8(int m, float k[9][8], float u[6][6][8]) {
+  float gk[6][3][8]; /* G k: a x 3 */
+  for (int j = 0; j < 3; j++)
+    for (int q = 0; q < 8; q++) {
+      float g0 = k[j][q], g1 = k[3 + j][q], g2 = k[6 + j][q];
+      if (m == 2) {
+        gk[0][j][q] = g0;
+        gk[1][j][q] = 0.5f * (g0 + g1 + g2);
+        gk[2][j][q] = 0.5f * (g0 - g1 + g2);
+        gk[3][j][q] = g2;
+      } else {
+        gk[0][j][q] = g0 * 0.25f;
+        gk[1][j][q] = -(g0 + g1 + g2) * (1.0f / 6.0f);
+        gk[2][j][q] = -(g0 - g1 + g2) * (1.0f / 6.0f);
+        gk[3][j][q] = g0 * (1.0f / 24.0f) + g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
+        gk[4][j][q] = g0 * (1.0f / 24.0f) - g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
+        gk[5][j][q] = g2;
+      }
+    }
+  for (int i = 0; i < m + 2; i++) /* (G k) G^T */
+    for (int q = 0; q < 8; q++) {
+      float g0 = gk[i][0][q], g1 = gk[i][1][q], g2 = gk[i][2][q];
+      if (m == 2) {
+        u[i][0][q] = g0;
+        u[i][1][q] = 0.5f * (g0 + g1 + g2);
+        u[i][2][q] = 0.5f * (g0 - g1 + g2);
+        u[i][3][q] = g2;
+      } else {
+        u[i][0][q] = g0 * 0.25f;
+        u[i][1][q] = -(g0 + g1 + g2) * (1.0f / 6.0f);
+        u[i][2][q] = -(g0 - g1 + g2) * (1.0f / 6.0f);
+        u[i][3][q] = g0 * (1.0f / 24.0f) + g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
+        u[i][4][q] = g0 * (1.0f / 24.0f) - g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
+        u[i][5][q] = g2;
+      }
+    }
+}
+
+/* U[xi][o][c] = (G g G^T)[xi] for every kernel, 8 input channels at a time
+ * so that each point's row is written 8 floats at once; omp-for over
+ * outputs. */
 static void transform_weights(const nn_conv2d_geom *g, const plan *p,
                               const float *w, float *u) {
   int a = p->a;
 #pragma omp for schedule(static)
   for (int64_t o = 0; o < g->cout; o++)
-    for (int64_t c = 0; c < g->cin; c++) {
-      const float *k = w + (o * g->cin + c) * 9;
-      double col[3], t[3][6], row[3], r[6], gg[6][3];
-      for (int j = 0; j < 3; j++) { /* G g: columns of g */
-        for (int i = 0; i < 3; i++) col[i] = k[i * 3 + j];
-        g_vec(p->m, col, t[j]);
-      }
+    for (int64_t c0 = 0; c0 < g->cin; c0 += 8) {
+      int nc = g->cin - c0 < 8 ? (int)(g->cin - c0) : 8;
+      float k[9][8] = {{0}}, t[6][6][8];
+      const float *src = w + (o * g->cin + c0) * 9;
+      for (int q = 0; q < nc; q++)
+        for (int j = 0; j < 9; j++) k[j][q] = src[q * 9 + j];
+      kernel_transform8(p->m, k, t);
+      float *dst = u + o * g->cin + c0;
       for (int i = 0; i < a; i++)
-        for (int j = 0; j < 3; j++) gg[i][j] = t[j][i];
-      float *dst = u + o * g->cin + c;
-      for (int i = 0; i < a; i++) { /* (G g) G^T: rows */
-        for (int j = 0; j < 3; j++) row[j] = gg[i][j];
-        g_vec(p->m, row, r);
-        for (int j = 0; j < a; j++) dst[(i * a + j) * p->us] = (float)r[j];
-      }
+        for (int l = 0; l < a; l++) {
+          float *d = dst + (i * a + l) * p->us;
+          for (int q = 0; q < nc; q++) d[q] = t[i][l][q];
+        }
     }
 }
 
@@ -333,211 +438,173 @@ static void weights_gradient(const nn_conv2d_geom *g, const plan *p,
     }
 }
 
-/* Copies rows y0 .. y0 + a - 1 of the plane xp [h, w], columns -pw .. len -
- * pw - 1, into d[a][len] with zeros outside the plane. */
-static void gather_rows(const nn_conv2d_geom *g, const plan *p,
-                        const float *xp, int64_t y0, float *d) {
-  int64_t len = p->len;
-  for (int i = 0; i < p->a; i++) {
-    float *row = d + i * len;
-    int64_t y = y0 + i;
-    memset(row, 0, (size_t)len * sizeof(float));
-    if (y < 0 || y >= g->h) continue;
-    int64_t lo = g->pw, n = g->w;
-    if (lo + n > len) n = len - lo;
-    memcpy(row + lo, xp + y * g->w, (size_t)n * sizeof(float));
-  }
-}
+/* The transforms below work on one channel and a whole chunk of tiles at
+ * once, so that the 1-D transforms run over vectors of every tile of the
+ * chunk (rows of a few tiles each left most of their time in loop
+ * overhead).  Each gets the thread's scratch, p->scr floats. */
 
-/* Row pointers base + i * stride for i < k. */
-static void row_ptrs(float *base, int64_t stride, int k, float **out) {
-  for (int i = 0; i < k; i++) out[i] = base + i * stride;
-}
-
-/* V[xi][c][t] = (B^T d B)[xi] for the tiles t < tx of one tile row of
- * channel c; d [a][len] holds its input rows (gather_rows), s [a][len] is
- * scratch; v points at V[0][c][first tile of the row]. */
-static void input_tile_row(const plan *p, float *d, float *s, float *v) {
-  int a = p->a, m = p->m;
-  float *din[6] = {0}, *sout[6] = {0}, *vout[6] = {0};
-  row_ptrs(d, p->len, a, din);
-  row_ptrs(s, p->len, a, sout);
-  const float *dc[6] = {0};
-  for (int i = 0; i < a; i++) dc[i] = din[i];
-  bt_rows(m, dc, sout, p->len);
-  float cols[6][64];
-  const float *in[6];
-  for (int j = 0; j < a; j++) in[j] = cols[j];
-  for (int i = 0; i < a; i++) {
-    /* the tiles' a-wide windows of row i, m apart, by blocks of 64 */
-    for (int64_t t0 = 0; t0 < p->tx; t0 += 64) {
-      int64_t nt = p->tx - t0 < 64 ? p->tx - t0 : 64;
-      const float *r = s + i * p->len + m * t0;
-      for (int j = 0; j < a; j++)
-        for (int64_t t = 0; t < nt; t++) cols[j][t] = r[m * t + j];
-      row_ptrs(v + (int64_t)(i * a) * p->vs + t0, p->vs, a, vout);
-      bt_rows(m, in, vout, nt);
-    }
-  }
-}
-
-/* V[.][c] for input channel c and every tile of rows [r0, r0 + nr); buf
- * is the thread's ROW_BUFS * len scratch. */
+/* V[.][c] for input channel c and every tile of rows [r0, r0 + nr). */
 static void input_channel(const nn_conv2d_geom *g, const plan *p,
                           const float *x, int64_t r0, int64_t nr, float *v,
                           int64_t c, float *buf) {
-  {
-    for (int64_t r = r0; r < r0 + nr; r++) {
-      int64_t n = r / p->ty, ty = r % p->ty;
-      const float *xp = x + (n * g->cin + c) * g->h * g->w;
-      gather_rows(g, p, xp, p->m * ty - g->ph, buf);
-      input_tile_row(p, buf, buf + p->a * p->len,
-                     v + c * p->tc + (r - r0) * p->tx);
+  int a = p->a, m = p->m;
+  int64_t len = p->len, span = nr * len, nt = nr * p->tx;
+  float *d = buf, *s = d + a * span, *cols = s + a * span;
+  /* d[i][r][u]: row m ty - ph + i of each tile row r, columns from -pw */
+  for (int64_t r = 0; r < nr; r++) {
+    int64_t n = (r0 + r) / p->ty, ty = (r0 + r) % p->ty;
+    const float *xp = x + (n * g->cin + c) * g->h * g->w;
+    for (int i = 0; i < a; i++) {
+      float *row = d + i * span + r * len;
+      int64_t y = m * ty - g->ph + i;
+      memset(row, 0, (size_t)len * sizeof(float));
+      if (y < 0 || y >= g->h) continue;
+      int64_t lo = g->pw, cnt = g->w;
+      if (lo + cnt > len) cnt = len - lo;
+      memcpy(row + lo, xp + y * g->w, (size_t)cnt * sizeof(float));
     }
+  }
+  const float *in[6] = {0};
+  float *out[6] = {0};
+  for (int i = 0; i < a; i++) in[i] = d + i * span, out[i] = s + i * span;
+  bt_rows(m, in, out, span); /* B^T down the columns */
+  for (int k = 0; k < a; k++) {
+    /* cols[l][t]: column l of each tile's row k, then B^T along it */
+    const float *sk = s + k * span;
+    for (int l = 0; l < a; l++) {
+      float *cl = cols + l * nt;
+      for (int64_t r = 0; r < nr; r++)
+        for (int64_t t = 0; t < p->tx; t++)
+          cl[r * p->tx + t] = sk[r * len + m * t + l];
+      in[l] = cl;
+    }
+    for (int l = 0; l < a; l++)
+      out[l] = v + (int64_t)(k * a + l) * p->vs + c * p->tc;
+    bt_rows(m, in, out, nt);
   }
 }
 
 /* y[., o] for output channel o at the tiles of rows [r0, r0 + nr) from Z:
- * Y = A^T Z A + b; buf as for input_channel. */
+ * Y = A^T Z A + b. */
 static void output_channel(const nn_conv2d_geom *g, const plan *p,
                            const float *z, const float *b, int64_t r0,
                            int64_t nr, float *y, int64_t o, float *buf) {
   int a = p->a, m = p->m;
-  {
-    float *orow = buf;
-    float bias = b ? b[o] : 0.0f;
-    for (int64_t r = r0; r < r0 + nr; r++) {
-      int64_t n = r / p->ty, ty = r % p->ty;
-      for (int64_t t0 = 0; t0 < p->tx; t0 += 64) {
-        int64_t nt = p->tx - t0 < 64 ? p->tx - t0 : 64;
-        const float *zt = z + o * p->tc + (r - r0) * p->tx + t0;
-        float mid[4][6][64], out[4][64];
-        const float *in[6];
-        float *op[4];
-        for (int j = 0; j < a; j++) { /* A^T down column j of the tiles */
-          for (int i = 0; i < a; i++) in[i] = zt + (int64_t)(i * a + j) * p->zs;
-          for (int i = 0; i < m; i++) op[i] = mid[i][j];
-          at_rows(m, in, op, nt);
+  int64_t nt = nr * p->tx;
+  float *mid = buf, *res = mid + m * a * nt;
+  float bias = b ? b[o] : 0.0f;
+  const float *in[6] = {0};
+  float *out[6] = {0};
+  const float *zo = z + o * p->tc;
+  for (int j = 0; j < a; j++) { /* A^T down column j: mid[q][j] */
+    for (int i = 0; i < a; i++) in[i] = zo + (int64_t)(i * a + j) * p->zs;
+    for (int q = 0; q < m; q++) out[q] = mid + (q * a + j) * nt;
+    at_rows(m, in, out, nt);
+  }
+  for (int q = 0; q < m; q++) { /* then along output row q of every tile */
+    for (int j = 0; j < a; j++) in[j] = mid + (q * a + j) * nt;
+    for (int l = 0; l < m; l++) out[l] = res + l * nt;
+    at_rows(m, in, out, nt);
+    for (int64_t r = 0; r < nr; r++) {
+      int64_t n = (r0 + r) / p->ty, ty = (r0 + r) % p->ty;
+      int64_t yy = m * ty + q;
+      if (yy >= g->ho) continue;
+      float *dst = y + ((n * g->cout + o) * g->ho + yy) * g->wo;
+      for (int64_t t = 0; t < p->tx; t++)
+        for (int l = 0; l < m; l++) {
+          int64_t xx = m * t + l;
+          if (xx < g->wo) dst[xx] = res[l * nt + r * p->tx + t] + bias;
         }
-        for (int i = 0; i < m; i++) { /* then along each output row */
-          for (int j = 0; j < a; j++) in[j] = mid[i][j];
-          for (int q = 0; q < m; q++) op[q] = out[q];
-          at_rows(m, in, op, nt);
-          float *dst = orow + i * p->len + m * t0;
-          for (int64_t t = 0; t < nt; t++)
-            for (int q = 0; q < m; q++) dst[m * t + q] = out[q][t] + bias;
-        }
-      }
-      float *yp = y + (n * g->cout + o) * g->ho * g->wo;
-      for (int i = 0; i < m && m * ty + i < g->ho; i++)
-        memcpy(yp + (m * ty + i) * g->wo, orow + i * p->len,
-               (size_t)g->wo * sizeof(float));
     }
   }
 }
 
 /* dZ[.][o] = A dY A^T for output channel o at the tiles of rows [r0, r0 +
- * nr); buf as for input_channel. */
+ * nr). */
 static void grad_output_channel(const nn_conv2d_geom *g, const plan *p,
                                 const float *gy, int64_t r0, int64_t nr,
                                 float *dz, int64_t o, float *buf) {
   int a = p->a, m = p->m;
-  {
-    float *grow = buf;
-    for (int64_t r = r0; r < r0 + nr; r++) {
-      int64_t n = r / p->ty, ty = r % p->ty;
-      const float *gp = gy + (n * g->cout + o) * g->ho * g->wo;
-      memset(grow, 0, (size_t)(m * p->len) * sizeof(float));
-      for (int i = 0; i < m && m * ty + i < g->ho; i++)
-        memcpy(grow + i * p->len, gp + (m * ty + i) * g->wo,
-               (size_t)g->wo * sizeof(float));
-      for (int64_t t0 = 0; t0 < p->tx; t0 += 64) {
-        int64_t nt = p->tx - t0 < 64 ? p->tx - t0 : 64;
-        float cols[4][4][64], mid[6][4][64];
-        const float *in[6];
-        float *op[6];
-        for (int i = 0; i < m; i++) /* the tiles' columns of each dY row */
-          for (int q = 0; q < m; q++)
-            for (int64_t t = 0; t < nt; t++)
-              cols[q][i][t] = grow[i * p->len + m * (t0 + t) + q];
-        for (int q = 0; q < m; q++) { /* A down each column */
-          for (int i = 0; i < m; i++) in[i] = cols[q][i];
-          for (int k = 0; k < a; k++) op[k] = mid[k][q];
-          a_rows(m, in, op, nt);
+  int64_t nt = nr * p->tx;
+  float *cols = buf, *mid = cols + m * m * nt;
+  /* cols[q][i][t]: dY row i, column q of each tile (0 outside) */
+  for (int64_t r = 0; r < nr; r++) {
+    int64_t n = (r0 + r) / p->ty, ty = (r0 + r) % p->ty;
+    const float *gp = gy + (n * g->cout + o) * g->ho * g->wo;
+    for (int i = 0; i < m; i++) {
+      int64_t yy = m * ty + i;
+      for (int64_t t = 0; t < p->tx; t++)
+        for (int q = 0; q < m; q++) {
+          int64_t xx = m * t + q;
+          cols[(q * m + i) * nt + r * p->tx + t] =
+              yy < g->ho && xx < g->wo ? gp[yy * g->wo + xx] : 0.0f;
         }
-        float *dzt = dz + o * p->tc + (r - r0) * p->tx + t0;
-        for (int k = 0; k < a; k++) { /* then A along each row */
-          for (int q = 0; q < m; q++) in[q] = mid[k][q];
-          for (int l = 0; l < a; l++) op[l] = dzt + (int64_t)(k * a + l) * p->zs;
-          a_rows(m, in, op, nt);
-        }
-      }
     }
+  }
+  const float *in[6] = {0};
+  float *out[6] = {0};
+  for (int q = 0; q < m; q++) { /* A down each column: mid[k][q] */
+    for (int i = 0; i < m; i++) in[i] = cols + (q * m + i) * nt;
+    for (int k = 0; k < a; k++) out[k] = mid + (k * m + q) * nt;
+    a_rows(m, in, out, nt);
+  }
+  float *dzo = dz + o * p->tc;
+  for (int k = 0; k < a; k++) { /* then A along each row */
+    for (int q = 0; q < m; q++) in[q] = mid + (k * m + q) * nt;
+    for (int l = 0; l < a; l++) out[l] = dzo + (int64_t)(k * a + l) * p->zs;
+    a_rows(m, in, out, nt);
   }
 }
 
 /* dx[., c] += B dV B^T at every tile of rows [r0, r0 + nr) for input
- * channel c, tile rows in order; buf as for input_channel. */
+ * channel c, tiles in order. */
 static void grad_input_channel(const nn_conv2d_geom *g, const plan *p,
                                const float *dv, int64_t r0, int64_t nr,
                                float *gx, int64_t c, float *buf) {
   int a = p->a, m = p->m;
-  int64_t len = p->len;
-  {
-    float *acc = buf;
-    for (int64_t r = r0; r < r0 + nr; r++) {
-      int64_t n = r / p->ty, ty = r % p->ty;
-      memset(acc, 0, (size_t)(a * len) * sizeof(float));
-      for (int64_t t0 = 0; t0 < p->tx; t0 += 64) {
-        int64_t nt = p->tx - t0 < 64 ? p->tx - t0 : 64;
-        const float *dvt = dv + c * p->tc + (r - r0) * p->tx + t0;
-        float mid[6][6][64], out[6][64];
-        const float *in[6];
-        float *op[6];
-        for (int j = 0; j < a; j++) { /* B down column j */
-          for (int i = 0; i < a; i++) in[i] = dvt + (int64_t)(i * a + j) * p->vs;
-          for (int k = 0; k < a; k++) op[k] = mid[k][j];
-          b_rows(m, in, op, nt);
+  int64_t nt = nr * p->tx;
+  float *mid = buf, *res = mid + a * a * nt;
+  const float *in[6] = {0};
+  float *out[6] = {0};
+  const float *dvc = dv + c * p->tc;
+  for (int j = 0; j < a; j++) { /* B down column j: mid[k][j] */
+    for (int i = 0; i < a; i++) in[i] = dvc + (int64_t)(i * a + j) * p->vs;
+    for (int k = 0; k < a; k++) out[k] = mid + (k * a + j) * nt;
+    b_rows(m, in, out, nt);
+  }
+  for (int k = 0; k < a; k++) { /* then along row k, added into dx */
+    for (int j = 0; j < a; j++) in[j] = mid + (k * a + j) * nt;
+    for (int l = 0; l < a; l++) out[l] = res + l * nt;
+    b_rows(m, in, out, nt);
+    for (int64_t r = 0; r < nr; r++) {
+      int64_t n = (r0 + r) / p->ty, ty = (r0 + r) % p->ty;
+      int64_t yy = m * ty - g->ph + k;
+      if (yy < 0 || yy >= g->h) continue;
+      float *dst = gx + ((n * g->cin + c) * g->h + yy) * g->w;
+      for (int64_t t = 0; t < p->tx; t++)
+        for (int l = 0; l < a; l++) {
+          int64_t xx = m * t - g->pw + l;
+          if (xx >= 0 && xx < g->w) dst[xx] += res[l * nt + r * p->tx + t];
         }
-        for (int k = 0; k < a; k++) { /* then along row k, added in place */
-          for (int j = 0; j < a; j++) in[j] = mid[k][j];
-          for (int l = 0; l < a; l++) op[l] = out[l];
-          b_rows(m, in, op, nt);
-          float *dst = acc + k * len + m * t0;
-          for (int64_t t = 0; t < nt; t++)
-            for (int l = 0; l < a; l++) dst[m * t + l] += out[l][t];
-        }
-      }
-      float *xp = gx + (n * g->cin + c) * g->h * g->w;
-      int64_t y0 = m * ty - g->ph;
-      for (int i = 0; i < a; i++) {
-        int64_t yy = y0 + i;
-        if (yy < 0 || yy >= g->h) continue;
-        float *dst = xp + yy * g->w;
-        const float *src = acc + i * len + g->pw;
-        int64_t nw = g->w;
-        if (g->pw + nw > len) nw = len - g->pw;
-        for (int64_t u = 0; u < nw; u++) dst[u] += src[u];
-      }
     }
   }
 }
 
 /* ---- Kernels ----
  * Two ways to share a call between threads:
- *  - by chunk, when there are at least MIN_CHUNKS chunks of whole samples:
+ *  - by chunk, when there are at least MIN_CHUNKS chunks:
  *    each thread takes whole chunks and runs their transforms and gemms
  *    alone, so the threads meet only at the start and the end (on a loaded
  *    machine every barrier can cost a time slice).  The weight gradient is
- *    then accumulated in GROUPS partial sums, each over a fixed run of
- *    chunks, added in order at the end; chunks hold whole samples, so no two
- *    threads write the same rows of dx;
+ *    then accumulated in GROUPS partial sums, one per run of samples (each
+ *    run's chunks on one thread, in order), added in order at the end; no
+ *    chunk straddles two runs, so no two threads write the same rows of dx;
  *  - together, chunk after chunk: the transforms split by channel and the
- *    gemms by point (few chunks, e.g. VGG's 2x2 layers). */
+ *    gemms by point (few chunks: wide layers on small images). */
 
 /* The thread's scratch rows. */
 static float *thread_rows(const plan *p, float *rows) {
-  return rows + omp_get_thread_num() * ROW_BUFS * p->len;
+  return rows + omp_get_thread_num() * p->scr;
 }
 
 /* The forward pass of the tile rows [r0, r0 + nr) on one thread. */
@@ -559,7 +626,6 @@ void nn_winograd_forward(int nthreads, const nn_conv2d_geom *g, const float *x,
   make_plan(g, &p);
   if (p.rows == 0) return;
   int alone = p.alone;
-  int64_t nchunks = (p.rows + p.rc - 1) / p.rc;
   int64_t slot = p.np * (p.vs + p.zs);
   float *u = ws;
   float *chunks = u + p.np * p.us;
@@ -571,14 +637,17 @@ void nn_winograd_forward(int nthreads, const nn_conv2d_geom *g, const float *x,
     if (alone) {
       float *v = chunks + omp_get_thread_num() * slot, *z = v + p.np * p.vs;
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t k = 0; k < nchunks; k++) {
-        int64_t r0 = k * p.rc, nr = p.rows - r0 < p.rc ? p.rows - r0 : p.rc;
+      for (int64_t k = 0; k < p.nchunks; k++) {
+        int64_t r0, nr;
+        chunk_rows(&p, k, &r0, &nr);
         forward_chunk(g, &p, x, u, b, y, r0, nr, v, z, buf);
       }
     } else {
       float *v = chunks, *z = v + p.np * p.vs;
-      for (int64_t r0 = 0; r0 < p.rows; r0 += p.rc) {
-        int64_t nr = p.rows - r0 < p.rc ? p.rows - r0 : p.rc, nt = nr * p.tx;
+      for (int64_t k = 0; k < p.nchunks; k++) {
+        int64_t r0, nr;
+        chunk_rows(&p, k, &r0, &nr);
+        int64_t nt = nr * p.tx;
 #pragma omp for schedule(static)
         for (int64_t c = 0; c < g->cin; c++)
           input_channel(g, &p, x, r0, nr, v, c, buf);
@@ -627,7 +696,6 @@ void nn_winograd_backward(int nthreads, const nn_conv2d_geom *g,
   make_plan(g, &p);
   if (p.rows == 0) return;
   int alone = p.alone, groups = p.groups;
-  int64_t nchunks = (p.rows + p.rc - 1) / p.rc;
   int64_t plane = g->cout * g->cin, dus = p.np * p.us;
   int64_t slot = p.np * (2 * p.vs + p.zs);
   float *u = ws, *du = u + dus;
@@ -654,17 +722,19 @@ void nn_winograd_backward(int nthreads, const nn_conv2d_geom *g,
       float *dz = v + p.np * p.vs, *dv = dz + p.np * p.zs;
 #pragma omp for schedule(dynamic, 1)
       for (int k = 0; k < groups; k++) {
-        int64_t c0 = nchunks * k / groups, c1 = nchunks * (k + 1) / groups;
-        for (int64_t c = c0; c < c1; c++) {
-          int64_t r0 = c * p.rc, nr = p.rows - r0 < p.rc ? p.rows - r0 : p.rc;
+        for (int64_t c = p.gch[k]; c < p.gch[k + 1]; c++) {
+          int64_t r0, nr;
+          chunk_rows(&p, c, &r0, &nr);
           backward_chunk(g, &p, x, u, gy, gx, gw ? du + k * dus : NULL, r0, nr,
                          v, dz, dv, buf);
         }
       }
     } else {
       float *v = chunks, *dz = v + p.np * p.vs, *dv = dz + p.np * p.zs;
-      for (int64_t r0 = 0; r0 < p.rows; r0 += p.rc) {
-        int64_t nr = p.rows - r0 < p.rc ? p.rows - r0 : p.rc, nt = nr * p.tx;
+      for (int64_t k = 0; k < p.nchunks; k++) {
+        int64_t r0, nr;
+        chunk_rows(&p, k, &r0, &nr);
+        int64_t nt = nr * p.tx;
 #pragma omp for schedule(static)
         for (int64_t o = 0; o < g->cout; o++)
           grad_output_channel(g, &p, gy, r0, nr, dz, o, buf);

@@ -125,17 +125,22 @@ static void test_winograd_direct(void) {
   check_case(3, 5, 2, 12, 8, 2);    /* padding 2: 14x10 output */
   check_case(8, 64, 48, 14, 14, 1); /* Fashion-MNIST's second block */
   check_case(2, 33, 35, 70, 8, 1);  /* rows of more than 64 tiles */
+  check_case(4, 33, 34, 48, 48, 1); /* chunks of tile rows within samples */
 }
 
 /* The same numbers on 1 and 3 threads (chunks and gemms do not depend on
  * the thread count). */
 static void test_winograd_threads(void) {
-  for (int big = 0; big < 2; big++) {
+  for (int kind = 0; kind < 3; kind++) {
   nn_conv2d_geom g;
   /* 5 samples: the threads share each chunk; 16: they take whole chunks
-   * (4 of 4 samples), and the weight gradient is summed in 2 groups */
-  nn_conv2d_geom_set(&g, big ? 16 : 5, 33, big ? 13 : 7, 9, 34, 3, 3, 1, 1, 1,
-                     1);
+   * (4 of 4 samples), and the weight gradient is summed in 2 groups; 48x48:
+   * chunks of tile rows within a sample, taken whole */
+  if (kind < 2)
+    nn_conv2d_geom_set(&g, kind ? 16 : 5, 33, kind ? 13 : 7, 9, 34, 3, 3, 1, 1,
+                       1, 1);
+  else
+    nn_conv2d_geom_set(&g, 4, 33, 48, 48, 34, 3, 3, 1, 1, 1, 1);
   int64_t xs = g.n * g.cin * g.h * g.w, ws9 = g.cout * g.cin * 9;
   int64_t ys = g.n * g.cout * g.ho * g.wo;
   float *x = malloc(sizeof(float) * (size_t)xs);
