@@ -287,11 +287,16 @@ static void grad_bias(int nthreads, const nn_conv2d_geom *g, const float *gy,
   int64_t p = g->ho * g->wo;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t c = 0; c < g->cout; c++) {
-    double s = 0.0;
+    double lane[8] = {0}; /* 8 partial sums: the loop vectorises */
     for (int64_t n = 0; n < g->n; n++) {
       const float *src = gy + (n * g->cout + c) * p;
-      for (int64_t i = 0; i < p; i++) s += src[i];
+      int64_t i = 0;
+      for (; i + 8 <= p; i += 8)
+        for (int j = 0; j < 8; j++) lane[j] += src[i + j];
+      for (; i < p; i++) lane[i % 8] += src[i];
     }
+    double s = 0.0;
+    for (int j = 0; j < 8; j++) s += lane[j];
     gb[c] += (float)s;
   }
 }
