@@ -55,6 +55,11 @@
  * MNIST CNN's shapes. */
 #define MIN_CHANNELS 32
 
+/* At most this many (input, output) channel pairs: the transformed weights
+ * and their gradient take 3 * 16 floats per pair (about 50 MiB at 512 x 512
+ * channels), which would outgrow what the speed is worth beyond. */
+#define MAX_PAIRS ((int64_t)512 * 512)
+
 /* Smaller outputs (VGG's 2x2 layers: one tile per sample, gemms 64 tiles
  * wide) ran 20% slower than im2col, whose one gemm is deep. */
 #define MIN_SIZE 4
@@ -167,7 +172,8 @@ static void chunk_rows(const plan *p, int64_t k, int64_t *r0, int64_t *nr) {
 int nn_winograd_suits(const nn_conv2d_geom *g) {
   return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 &&
          g->ph <= 2 && g->pw <= 2 && g->ho >= MIN_SIZE && g->wo >= MIN_SIZE &&
-         g->cin >= MIN_CHANNELS && g->cout >= MIN_CHANNELS;
+         g->cin >= MIN_CHANNELS && g->cout >= MIN_CHANNELS &&
+         g->cin * g->cout <= MAX_PAIRS;
 }
 
 int64_t nn_winograd_workspace_size(const nn_conv2d_geom *g, int nthreads) {

@@ -20,8 +20,9 @@
 #include "conv.h"
 
 /* Whether Conv2d should use the kernels below for g: a 3x3 kernel, stride 1,
- * padding <= 2, at least 32 input and output channels and an output of at
- * least 4x4 (where they were measured faster than im2col). */
+ * padding <= 2, at least 32 input and output channels (and at most 512 x 512
+ * channel pairs, which bounds the workspace) and an output of at least 4x4
+ * (where they were measured faster than im2col). */
 int nn_winograd_suits(const nn_conv2d_geom *g);
 
 /* Floats of workspace nn_winograd_forward / nn_winograd_backward need for g

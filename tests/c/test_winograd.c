@@ -183,6 +183,8 @@ static void test_winograd_suits(void) {
   CHECK(!nn_winograd_suits(&g)); /* 2x2 output */
   nn_conv2d_geom_set(&g, 64, 512, 4, 4, 512, 3, 3, 1, 1, 1, 1);
   CHECK(nn_winograd_suits(&g));
+  nn_conv2d_geom_set(&g, 1, 1024, 8, 8, 512, 3, 3, 1, 1, 1, 1);
+  CHECK(!nn_winograd_suits(&g)); /* workspace bound */
 }
 
 int main(void) {
