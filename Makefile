@@ -72,8 +72,10 @@ $(BUILD)/nnlua: $(BUILD)/lua/nnlua.o $(BUILD)/libnnlua.a
 	$(CC) $(LDFLAGS) $^ -o $@ $(LIBS)
 
 # Lua module for a stock lua5.4: require "nn" finds build/nn.so on cpath.
+# -z nodelete: lua_close unloads C modules, and unloading libgomp with it
+# while OpenMP's worker threads still wait inside would crash at exit.
 $(BUILD)/nn.so: $(RUNTIME_OBJ) $(BINDING_OBJ)
-	$(CC) -shared $(LDFLAGS) $^ -o $@ $(BLAS_LIBS) $(IMG_LIBS) -lz -lm
+	$(CC) -shared $(LDFLAGS) -Wl,-z,nodelete $^ -o $@ $(BLAS_LIBS) $(IMG_LIBS) -lz -lm
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/check.h $(BUILD)/libnnruntime.a
 	@mkdir -p $(dir $@)
