@@ -472,6 +472,49 @@ static void weights_gradient(const nn_conv2d_geom *g, const plan *p,
  * chunk (rows of a few tiles each left most of their time in loop
  * overhead).  Each gets the thread's scratch, p->scr floats. */
 
+/* cols[l * stride + t] = row[m t + l] for the a = m + 2 columns l of the
+ * windows of tx tiles spaced m apart along row (row has m * tx + 2
+ * floats). */
+static void deinterleave(int m, const float *row, int64_t tx, float *cols,
+                         int64_t stride) {
+  if (m == 2) {
+    for (int64_t t = 0; t < tx; t++) {
+      const float *w = row + 2 * t;
+      cols[t] = w[0], cols[stride + t] = w[1];
+      cols[2 * stride + t] = w[2], cols[3 * stride + t] = w[3];
+    }
+    return;
+  }
+  for (int64_t t = 0; t < tx; t++) {
+    const float *w = row + 4 * t;
+    cols[t] = w[0], cols[stride + t] = w[1], cols[2 * stride + t] = w[2];
+    cols[3 * stride + t] = w[3], cols[4 * stride + t] = w[4];
+    cols[5 * stride + t] = w[5];
+  }
+}
+
+/* dst[m t + l] = src[l * stride + t] + bias for t < tx, l < m, for the
+ * columns m t + l < w (the last tile may stick out). */
+static void interleave(int m, const float *src, int64_t stride, int64_t tx,
+                       int64_t w, float bias, float *dst) {
+  int64_t full = w / m < tx ? w / m : tx;
+  if (m == 2)
+    for (int64_t t = 0; t < full; t++) {
+      dst[2 * t] = src[t] + bias;
+      dst[2 * t + 1] = src[stride + t] + bias;
+    }
+  else
+    for (int64_t t = 0; t < full; t++) {
+      dst[4 * t] = src[t] + bias;
+      dst[4 * t + 1] = src[stride + t] + bias;
+      dst[4 * t + 2] = src[2 * stride + t] + bias;
+      dst[4 * t + 3] = src[3 * stride + t] + bias;
+    }
+  for (int64_t t = full; t < tx; t++)
+    for (int l = 0; l < m && m * t + l < w; l++)
+      dst[m * t + l] = src[l * stride + t] + bias;
+}
+
 /* V[.][c] for input channel c and every tile of rows [r0, r0 + nr). */
 static void input_channel(const nn_conv2d_geom *g, const plan *p,
                           const float *x, int64_t r0, int64_t nr, float *v,
@@ -497,16 +540,12 @@ static void input_channel(const nn_conv2d_geom *g, const plan *p,
   float *out[6] = {0};
   for (int i = 0; i < a; i++) in[i] = d + i * span, out[i] = s + i * span;
   bt_rows(m, in, out, span); /* B^T down the columns */
+  for (int l = 0; l < a; l++) in[l] = cols + l * nt;
   for (int k = 0; k < a; k++) {
     /* cols[l][t]: column l of each tile's row k, then B^T along it */
     const float *sk = s + k * span;
-    for (int l = 0; l < a; l++) {
-      float *cl = cols + l * nt;
-      for (int64_t r = 0; r < nr; r++)
-        for (int64_t t = 0; t < p->tx; t++)
-          cl[r * p->tx + t] = sk[r * len + m * t + l];
-      in[l] = cl;
-    }
+    for (int64_t r = 0; r < nr; r++)
+      deinterleave(m, sk + r * len, p->tx, cols + r * p->tx, nt);
     for (int l = 0; l < a; l++)
       out[l] = v + (int64_t)(k * a + l) * p->vs + c * p->tc;
     bt_rows(m, in, out, nt);
@@ -539,11 +578,7 @@ static void output_channel(const nn_conv2d_geom *g, const plan *p,
       int64_t yy = m * ty + q;
       if (yy >= g->ho) continue;
       float *dst = y + ((n * g->cout + o) * g->ho + yy) * g->wo;
-      for (int64_t t = 0; t < p->tx; t++)
-        for (int l = 0; l < m; l++) {
-          int64_t xx = m * t + l;
-          if (xx < g->wo) dst[xx] = res[l * nt + r * p->tx + t] + bias;
-        }
+      interleave(m, res + r * p->tx, nt, p->tx, g->wo, bias, dst);
     }
   }
 }
