@@ -145,7 +145,8 @@ static void make_plan(const nn_conv2d_geom *g, plan *p) {
   p->gch[0] = 0;
   for (int k = 0; k <= p->ng; k++) p->grow[k] = g->n * k / p->ng * p->ty;
   for (int k = 0; k < p->ng; k++)
-    p->gch[k + 1] = p->gch[k] + (p->grow[k + 1] - p->grow[k] + p->rc - 1) / p->rc;
+    p->gch[k + 1] =
+        p->gch[k] + (p->grow[k + 1] - p->grow[k] + p->rc - 1) / p->rc;
   p->nchunks = p->gch[p->ng];
   /* By whole chunks when there are MIN_CHUNKS of them: a property of the
    * shapes alone, since it decides how the weight gradient is summed. */
@@ -180,7 +181,8 @@ int64_t nn_winograd_workspace_size(const nn_conv2d_geom *g, int nthreads) {
   plan p;
   make_plan(g, &p);
   int64_t t = nthreads < 1 ? 1 : nthreads;
-  return p.np * ((1 + p.groups) * p.us + (p.alone ? t : 1) * (2 * p.vs + p.zs)) +
+  int64_t chunks = (p.alone ? t : 1) * (2 * p.vs + p.zs);
+  return p.np * ((1 + p.groups) * p.us + chunks) +
          t * p.scr;
 }
 
@@ -197,33 +199,29 @@ int64_t nn_winograd_workspace_size(const nn_conv2d_geom *g, int nthreads) {
 /* ---- 1-D transforms ----
  * Each maps k rows (or values) to rows: out[i][u] for u < n, from in[j][u]
  * (in and out are arrays of row pointers, strides allowed through the
- * pointers).  The loops over u vectorise. */
+ * pointers); each dispatches to a kernel per m that takes its rows as
+ * parameters, which GCC vectorises (with restrict output rows; it did not
+ * when they were read from the arrays). */
 
 /* out = B^T in: a rows to a rows. */
-SIMD_CLONES static void bt_rows(int m, const float *const *in, float *const *out,
-                    int64_t n) {
-  const float *restrict i0 = in[0];
-  const float *restrict i1 = in[1];
-  const float *restrict i2 = in[2];
-  const float *restrict i3 = in[3];
-  const float *restrict i4 = in[4];
-  const float *restrict i5 = in[5];
-  float *restrict o0 = out[0];
-  float *restrict o1 = out[1];
-  float *restrict o2 = out[2];
-  float *restrict o3 = out[3];
-  float *restrict o4 = out[4];
-  float *restrict o5 = out[5];
-  if (m == 2) {
-    for (int64_t u = 0; u < n; u++) {
-      float d0 = i0[u], d1 = i1[u], d2 = i2[u], d3 = i3[u];
-      o0[u] = d0 - d2;
-      o1[u] = d1 + d2;
-      o2[u] = d2 - d1;
-      o3[u] = d1 - d3;
-    }
-    return;
+SIMD_CLONES static void bt2(const float *i0, const float *i1, const float *i2,
+                            const float *i3, float *restrict o0,
+                            float *restrict o1, float *restrict o2,
+                            float *restrict o3, int64_t n) {
+  for (int64_t u = 0; u < n; u++) {
+    float d0 = i0[u], d1 = i1[u], d2 = i2[u], d3 = i3[u];
+    o0[u] = d0 - d2;
+    o1[u] = d1 + d2;
+    o2[u] = d2 - d1;
+    o3[u] = d1 - d3;
   }
+}
+
+SIMD_CLONES static void bt4(const float *i0, const float *i1, const float *i2,
+                            const float *i3, const float *i4, const float *i5,
+                            float *restrict o0, float *restrict o1,
+                            float *restrict o2, float *restrict o3,
+                            float *restrict o4, float *restrict o5, int64_t n) {
   for (int64_t u = 0; u < n; u++) {
     float d0 = i0[u], d1 = i1[u], d2 = i2[u], d3 = i3[u];
     float d4 = i4[u], d5 = i5[u];
@@ -236,27 +234,41 @@ SIMD_CLONES static void bt_rows(int m, const float *const *in, float *const *out
   }
 }
 
-/* out = A^T in: a rows to m rows. */
-SIMD_CLONES static void at_rows(int m, const float *const *in, float *const *out,
+static void bt_rows(int m, const float *const *in, float *const *out,
                     int64_t n) {
-  const float *restrict i0 = in[0];
-  const float *restrict i1 = in[1];
-  const float *restrict i2 = in[2];
-  const float *restrict i3 = in[3];
-  const float *restrict i4 = in[4];
-  const float *restrict i5 = in[5];
-  float *restrict o0 = out[0];
-  float *restrict o1 = out[1];
-  float *restrict o2 = out[2];
-  float *restrict o3 = out[3];
-  if (m == 2) {
-    for (int64_t u = 0; u < n; u++) {
-      float m0 = i0[u], m1 = i1[u], m2 = i2[u], m3 = i3[u];
-      o0[u] = m0 + m1 + m2;
-      o1[u] = m1 - m2 - m3;
-    }
-    return;
+  if (m == 2)
+    bt2(in[0], in[1], in[2], in[3], out[0], out[1], out[2], out[3], n);
+  else
+    bt4(in[0],
+        in[1],
+        in[2],
+        in[3],
+        in[4],
+        in[5],
+        out[0],
+        out[1],
+        out[2],
+        out[3],
+        out[4],
+        out[5],
+        n);
+}
+
+/* out = A^T in: a rows to m rows. */
+SIMD_CLONES static void at2(const float *i0, const float *i1, const float *i2,
+                            const float *i3, float *restrict o0,
+                            float *restrict o1, int64_t n) {
+  for (int64_t u = 0; u < n; u++) {
+    float m0 = i0[u], m1 = i1[u], m2 = i2[u], m3 = i3[u];
+    o0[u] = m0 + m1 + m2;
+    o1[u] = m1 - m2 - m3;
   }
+}
+
+SIMD_CLONES static void at4(const float *i0, const float *i1, const float *i2,
+                            const float *i3, const float *i4, const float *i5,
+                            float *restrict o0, float *restrict o1,
+                            float *restrict o2, float *restrict o3, int64_t n) {
   for (int64_t u = 0; u < n; u++) {
     float m0 = i0[u], m1 = i1[u], m2 = i2[u], m3 = i3[u];
     float m4 = i4[u], m5 = i5[u];
@@ -268,29 +280,42 @@ SIMD_CLONES static void at_rows(int m, const float *const *in, float *const *out
   }
 }
 
+static void at_rows(int m, const float *const *in, float *const *out,
+                    int64_t n) {
+  if (m == 2)
+    at2(in[0], in[1], in[2], in[3], out[0], out[1], n);
+  else
+    at4(in[0],
+        in[1],
+        in[2],
+        in[3],
+        in[4],
+        in[5],
+        out[0],
+        out[1],
+        out[2],
+        out[3],
+        n);
+}
+
 /* out = A in: m rows to a rows (the adjoint of at_rows). */
-SIMD_CLONES static void a_rows(int m, const float *const *in, float *const *out,
-                   int64_t n) {
-  const float *restrict i0 = in[0];
-  const float *restrict i1 = in[1];
-  const float *restrict i2 = in[2];
-  const float *restrict i3 = in[3];
-  float *restrict o0 = out[0];
-  float *restrict o1 = out[1];
-  float *restrict o2 = out[2];
-  float *restrict o3 = out[3];
-  float *restrict o4 = out[4];
-  float *restrict o5 = out[5];
-  if (m == 2) {
-    for (int64_t u = 0; u < n; u++) {
-      float y0 = i0[u], y1 = i1[u];
-      o0[u] = y0;
-      o1[u] = y0 + y1;
-      o2[u] = y0 - y1;
-      o3[u] = -y1;
-    }
-    return;
+SIMD_CLONES static void a2(const float *i0, const float *i1, float *restrict o0,
+                           float *restrict o1, float *restrict o2,
+                           float *restrict o3, int64_t n) {
+  for (int64_t u = 0; u < n; u++) {
+    float y0 = i0[u], y1 = i1[u];
+    o0[u] = y0;
+    o1[u] = y0 + y1;
+    o2[u] = y0 - y1;
+    o3[u] = -y1;
   }
+}
+
+SIMD_CLONES static void a4(const float *i0, const float *i1, const float *i2,
+                           const float *i3, float *restrict o0,
+                           float *restrict o1, float *restrict o2,
+                           float *restrict o3, float *restrict o4,
+                           float *restrict o5, int64_t n) {
   for (int64_t u = 0; u < n; u++) {
     float y0 = i0[u], y1 = i1[u], y2 = i2[u], y3 = i3[u];
     float p02 = y0 + y2, p13 = y1 + y3;
@@ -304,31 +329,43 @@ SIMD_CLONES static void a_rows(int m, const float *const *in, float *const *out,
   }
 }
 
+static void a_rows(int m, const float *const *in, float *const *out,
+                    int64_t n) {
+  if (m == 2)
+    a2(in[0], in[1], out[0], out[1], out[2], out[3], n);
+  else
+    a4(in[0],
+       in[1],
+       in[2],
+       in[3],
+       out[0],
+       out[1],
+       out[2],
+       out[3],
+       out[4],
+       out[5],
+       n);
+}
+
 /* out = B in: a rows to a rows (the adjoint of bt_rows). */
-SIMD_CLONES static void b_rows(int m, const float *const *in, float *const *out,
-                   int64_t n) {
-  const float *restrict i0 = in[0];
-  const float *restrict i1 = in[1];
-  const float *restrict i2 = in[2];
-  const float *restrict i3 = in[3];
-  const float *restrict i4 = in[4];
-  const float *restrict i5 = in[5];
-  float *restrict o0 = out[0];
-  float *restrict o1 = out[1];
-  float *restrict o2 = out[2];
-  float *restrict o3 = out[3];
-  float *restrict o4 = out[4];
-  float *restrict o5 = out[5];
-  if (m == 2) {
-    for (int64_t u = 0; u < n; u++) {
-      float v0 = i0[u], v1 = i1[u], v2 = i2[u], v3 = i3[u];
-      o0[u] = v0;
-      o1[u] = v1 - v2 + v3;
-      o2[u] = v1 + v2 - v0;
-      o3[u] = -v3;
-    }
-    return;
+SIMD_CLONES static void b2(const float *i0, const float *i1, const float *i2,
+                           const float *i3, float *restrict o0,
+                           float *restrict o1, float *restrict o2,
+                           float *restrict o3, int64_t n) {
+  for (int64_t u = 0; u < n; u++) {
+    float v0 = i0[u], v1 = i1[u], v2 = i2[u], v3 = i3[u];
+    o0[u] = v0;
+    o1[u] = v1 - v2 + v3;
+    o2[u] = v1 + v2 - v0;
+    o3[u] = -v3;
   }
+}
+
+SIMD_CLONES static void b4(const float *i0, const float *i1, const float *i2,
+                           const float *i3, const float *i4, const float *i5,
+                           float *restrict o0, float *restrict o1,
+                           float *restrict o2, float *restrict o3,
+                           float *restrict o4, float *restrict o5, int64_t n) {
   for (int64_t u = 0; u < n; u++) {
     float v0 = i0[u], v1 = i1[u], v2 = i2[u], v3 = i3[u];
     float v4 = i4[u], v5 = i5[u];
@@ -341,7 +378,28 @@ SIMD_CLONES static void b_rows(int m, const float *const *in, float *const *out,
   }
 }
 
-/* out = G^T in: a values to 3 (the adjoint of the kernel transform), in double. */
+static void b_rows(int m, const float *const *in, float *const *out,
+                    int64_t n) {
+  if (m == 2)
+    b2(in[0], in[1], in[2], in[3], out[0], out[1], out[2], out[3], n);
+  else
+    b4(in[0],
+       in[1],
+       in[2],
+       in[3],
+       in[4],
+       in[5],
+       out[0],
+       out[1],
+       out[2],
+       out[3],
+       out[4],
+       out[5],
+       n);
+}
+
+/* out = G^T in: a values to 3 (the adjoint of the kernel transform), in
+ * double. */
 static void gt_vec(int m, const double *in, double *out) {
   if (m == 2) {
     out[0] = in[0] + 0.5 * (in[1] + in[2]);
@@ -355,6 +413,11 @@ static void gt_vec(int m, const double *in, double *out) {
 }
 
 /* ---- 2-D transforms over chunks ---- */
+
+/* G's fractions for F(4x4). */
+#define K6 (1.0f / 6.0f)
+#define K12 (1.0f / 12.0f)
+#define K24 (1.0f / 24.0f)
 
 /* u[i][l] = (G k G^T)[i][l] for 8 kernels side by side (k[t][lane], t the
  * 3x3 tap); the lane loops vectorise. */
@@ -372,8 +435,8 @@ static void kernel_transform8(int m, float k[9][8], float u[6][6][8]) {
         gk[0][j][q] = g0 * 0.25f;
         gk[1][j][q] = -(g0 + g1 + g2) * (1.0f / 6.0f);
         gk[2][j][q] = -(g0 - g1 + g2) * (1.0f / 6.0f);
-        gk[3][j][q] = g0 * (1.0f / 24.0f) + g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
-        gk[4][j][q] = g0 * (1.0f / 24.0f) - g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
+        gk[3][j][q] = g0 * K24 + g1 * K12 + g2 * K6;
+        gk[4][j][q] = g0 * K24 - g1 * K12 + g2 * K6;
         gk[5][j][q] = g2;
       }
     }
@@ -389,8 +452,8 @@ static void kernel_transform8(int m, float k[9][8], float u[6][6][8]) {
         u[i][0][q] = g0 * 0.25f;
         u[i][1][q] = -(g0 + g1 + g2) * (1.0f / 6.0f);
         u[i][2][q] = -(g0 - g1 + g2) * (1.0f / 6.0f);
-        u[i][3][q] = g0 * (1.0f / 24.0f) + g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
-        u[i][4][q] = g0 * (1.0f / 24.0f) - g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
+        u[i][3][q] = g0 * K24 + g1 * K12 + g2 * K6;
+        u[i][4][q] = g0 * K24 - g1 * K12 + g2 * K6;
         u[i][5][q] = g2;
       }
     }
@@ -449,7 +512,8 @@ static void weights_gradient(const nn_conv2d_geom *g, const plan *p,
           const float *pt = src + (i * a + j) * p->us;
           for (int q = 0; q < 8; q++) {
             float sum = q < nc ? pt[q] : 0.0f;
-            for (int k = 1; k < groups; k++) sum += q < nc ? pt[k * dus + q] : 0.0f;
+            for (int k = 1; k < groups; k++)
+              sum += q < nc ? pt[k * dus + q] : 0.0f;
             col[i][q] = sum;
           }
         }
@@ -677,11 +741,13 @@ static void forward_chunk(const nn_conv2d_geom *g, const plan *p,
                           float *y, int64_t r0, int64_t nr, float *v, float *z,
                           float *buf) {
   int64_t nt = nr * p->tx;
-  for (int64_t c = 0; c < g->cin; c++) input_channel(g, p, x, r0, nr, v, c, buf);
+  for (int64_t c = 0; c < g->cin; c++)
+    input_channel(g, p, x, r0, nr, v, c, buf);
   for (int xi = 0; xi < p->np; xi++)
     nn_gemm(1, 0, 0, g->cout, nt, g->cin, 1.0f, u + xi * p->us, g->cin,
             v + xi * p->vs, p->tc, 0.0f, z + xi * p->zs, p->tc);
-  for (int64_t o = 0; o < g->cout; o++) output_channel(g, p, z, b, r0, nr, y, o, buf);
+  for (int64_t o = 0; o < g->cout; o++)
+    output_channel(g, p, z, b, r0, nr, y, o, buf);
 }
 
 void nn_winograd_forward(int nthreads, const nn_conv2d_geom *g, const float *x,
@@ -738,7 +804,8 @@ static void backward_chunk(const nn_conv2d_geom *g, const plan *p,
   for (int64_t o = 0; o < g->cout; o++)
     grad_output_channel(g, p, gy, r0, nr, dz, o, buf);
   if (du)
-    for (int64_t c = 0; c < g->cin; c++) input_channel(g, p, x, r0, nr, v, c, buf);
+    for (int64_t c = 0; c < g->cin; c++)
+      input_channel(g, p, x, r0, nr, v, c, buf);
   for (int xi = 0; xi < p->np; xi++) {
     const float *dzx = dz + xi * p->zs;
     if (du)
