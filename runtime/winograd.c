@@ -72,6 +72,12 @@
 #define BIG_MIN_SIZE 8
 #define BIG_MAX_CHANNELS 512
 
+/* Above this many floats for U and the weight gradient's partial sums, the
+ * backward pass runs in two sweeps so that they share memory (64 MiB; VGG's
+ * 512-channel 8x8 layers with F(4x4) would take 75 MiB, which made their
+ * training peak 30 MiB higher).  The second sweep transforms dY again. */
+#define SPLIT_FLOATS ((int64_t)1 << 24)
+
 /* Floats added to each point's stride (one cache line): with power-of-two
  * strides the streams of a transform fall into the same cache sets, which
  * made the transforms several times slower. */
@@ -99,6 +105,7 @@ typedef struct plan {
   int64_t gch[GROUPS + 1];  /* first chunk of each run */
   int64_t nchunks;
   int64_t scr;        /* floats of each thread's transform scratch */
+  int split;          /* dU reuses U's memory (backward in two sweeps) */
 } plan;
 
 /* Fills p for g: the tile size, the chunks of the batch's tile rows and how
@@ -160,6 +167,7 @@ static void make_plan(const nn_conv2d_geom *g, plan *p) {
   for (int i = 0; i < 4; i++)
     if (need[i] > p->scr) p->scr = need[i];
   p->scr = (p->scr + 15) & ~(int64_t)15;
+  p->split = (1 + p->groups) * p->np * p->us > SPLIT_FLOATS;
 }
 
 /* The tile rows [*r0, *r0 + *nr) of chunk k. */
@@ -182,7 +190,8 @@ int64_t nn_winograd_workspace_size(const nn_conv2d_geom *g, int nthreads) {
   make_plan(g, &p);
   int64_t t = nthreads < 1 ? 1 : nthreads;
   int64_t chunks = (p.alone ? t : 1) * (2 * p.vs + p.zs);
-  return p.np * ((1 + p.groups) * p.us + chunks) +
+  int64_t ws = p.split ? p.groups : 1 + p.groups;
+  return p.np * (ws * p.us + chunks) +
          t * p.scr;
 }
 
@@ -820,18 +829,83 @@ static void backward_chunk(const nn_conv2d_geom *g, const plan *p,
       grad_input_channel(g, p, dv, r0, nr, gx, c, buf);
 }
 
+/* One sweep of the backward pass over every chunk, inside the parallel
+ * region: gx (when not NULL; zeroed beforehand) gets the input gradient
+ * through U, du (when not NULL; zeroed) the weight gradient's partial sums.
+ * chunks holds the chunk buffers (slot floats per thread when threads take
+ * whole chunks), buf is the thread's scratch. */
+static void backward_sweep(const nn_conv2d_geom *g, const plan *p,
+                           const float *x, const float *u, const float *gy,
+                           float *gx, float *du, float *chunks, int64_t slot,
+                           float *buf) {
+  int64_t dus = p->np * p->us;
+  if (p->alone) {
+    float *v = chunks + omp_get_thread_num() * slot;
+    float *dz = v + p->np * p->vs, *dv = dz + p->np * p->zs;
+#pragma omp for schedule(dynamic, 1)
+    for (int k = 0; k < p->groups; k++)
+      for (int64_t c = p->gch[k]; c < p->gch[k + 1]; c++) {
+        int64_t r0, nr;
+        chunk_rows(p, c, &r0, &nr);
+        backward_chunk(g, p, x, u, gy, gx, du ? du + k * dus : NULL, r0, nr, v,
+                       dz, dv, buf);
+      }
+    return;
+  }
+  float *v = chunks, *dz = v + p->np * p->vs, *dv = dz + p->np * p->zs;
+  for (int64_t k = 0; k < p->nchunks; k++) {
+    int64_t r0, nr;
+    chunk_rows(p, k, &r0, &nr);
+    int64_t nt = nr * p->tx;
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < g->cout; o++)
+      grad_output_channel(g, p, gy, r0, nr, dz, o, buf);
+    if (du) {
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < g->cin; c++)
+        input_channel(g, p, x, r0, nr, v, c, buf);
+    }
+#pragma omp for schedule(static)
+    for (int xi = 0; xi < p->np; xi++) {
+      const float *dzx = dz + xi * p->zs;
+      if (du)
+        nn_gemm(1, 0, 1, g->cout, g->cin, nt, 1.0f, dzx, p->tc,
+                v + xi * p->vs, p->tc, 1.0f, du + xi * p->us, g->cin);
+      if (gx)
+        nn_gemm(1, 1, 0, g->cin, nt, g->cout, 1.0f, u + xi * p->us, g->cin,
+                dzx, p->tc, 0.0f, dv + xi * p->vs, p->tc);
+    }
+    if (gx) {
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < g->cin; c++)
+        grad_input_channel(g, p, dv, r0, nr, gx, c, buf);
+    }
+  }
+}
+
+/* Zeroes the weight gradient's partial sums; omp-for. */
+static void zero_du(const nn_conv2d_geom *g, const plan *p, float *du) {
+  int64_t plane = g->cout * g->cin, dus = p->np * p->us;
+#pragma omp for schedule(static) collapse(2)
+  for (int k = 0; k < p->groups; k++)
+    for (int xi = 0; xi < p->np; xi++)
+      memset(du + k * dus + xi * p->us, 0, (size_t)plane * sizeof(float));
+}
+
 void nn_winograd_backward(int nthreads, const nn_conv2d_geom *g,
                           const float *x, const float *w, const float *gy,
                           float *gx, float *gw, float *ws) {
   plan p;
   make_plan(g, &p);
   if (p.rows == 0) return;
-  int alone = p.alone, groups = p.groups;
-  int64_t plane = g->cout * g->cin, dus = p.np * p.us;
+  /* With both gradients and large transformed weights, two sweeps: dx
+   * through U, then dw into partial sums that reuse U's memory. */
+  int split = gx && gw && p.split;
+  int64_t dus = p.np * p.us;
   int64_t slot = p.np * (2 * p.vs + p.zs);
-  float *u = ws, *du = u + dus;
-  float *chunks = du + groups * dus;
-  float *rows = chunks + (alone ? nthreads : 1) * slot;
+  float *u = ws, *du = p.split ? ws : u + dus;
+  float *chunks = ws + (p.split ? p.groups : 1 + p.groups) * dus;
+  float *rows = chunks + (p.alone ? nthreads : 1) * slot;
   int64_t planes = g->n * g->cin, hw = g->h * g->w;
 #pragma omp parallel num_threads(nthreads)
   {
@@ -842,55 +916,14 @@ void nn_winograd_backward(int nthreads, const nn_conv2d_geom *g,
       for (int64_t i = 0; i < planes; i++)
         memset(gx + i * hw, 0, (size_t)hw * sizeof(float));
     }
-    if (gw) {
-#pragma omp for schedule(static) collapse(2)
-      for (int k = 0; k < groups; k++)
-        for (int xi = 0; xi < p.np; xi++)
-          memset(du + k * dus + xi * p.us, 0, (size_t)plane * sizeof(float));
-    }
-    if (alone) {
-      float *v = chunks + omp_get_thread_num() * slot;
-      float *dz = v + p.np * p.vs, *dv = dz + p.np * p.zs;
-#pragma omp for schedule(dynamic, 1)
-      for (int k = 0; k < groups; k++) {
-        for (int64_t c = p.gch[k]; c < p.gch[k + 1]; c++) {
-          int64_t r0, nr;
-          chunk_rows(&p, c, &r0, &nr);
-          backward_chunk(g, &p, x, u, gy, gx, gw ? du + k * dus : NULL, r0, nr,
-                         v, dz, dv, buf);
-        }
-      }
+    if (split) {
+      backward_sweep(g, &p, x, u, gy, gx, NULL, chunks, slot, buf);
+      zero_du(g, &p, du); /* after the sweep's closing barrier */
+      backward_sweep(g, &p, x, u, gy, NULL, du, chunks, slot, buf);
     } else {
-      float *v = chunks, *dz = v + p.np * p.vs, *dv = dz + p.np * p.zs;
-      for (int64_t k = 0; k < p.nchunks; k++) {
-        int64_t r0, nr;
-        chunk_rows(&p, k, &r0, &nr);
-        int64_t nt = nr * p.tx;
-#pragma omp for schedule(static)
-        for (int64_t o = 0; o < g->cout; o++)
-          grad_output_channel(g, &p, gy, r0, nr, dz, o, buf);
-        if (gw) {
-#pragma omp for schedule(static)
-          for (int64_t c = 0; c < g->cin; c++)
-            input_channel(g, &p, x, r0, nr, v, c, buf);
-        }
-#pragma omp for schedule(static)
-        for (int xi = 0; xi < p.np; xi++) {
-          const float *dzx = dz + xi * p.zs;
-          if (gw)
-            nn_gemm(1, 0, 1, g->cout, g->cin, nt, 1.0f, dzx, p.tc,
-                    v + xi * p.vs, p.tc, 1.0f, du + xi * p.us, g->cin);
-          if (gx)
-            nn_gemm(1, 1, 0, g->cin, nt, g->cout, 1.0f, u + xi * p.us, g->cin,
-                    dzx, p.tc, 0.0f, dv + xi * p.vs, p.tc);
-        }
-        if (gx) {
-#pragma omp for schedule(static)
-          for (int64_t c = 0; c < g->cin; c++)
-            grad_input_channel(g, &p, dv, r0, nr, gx, c, buf);
-        }
-      }
+      if (gw) zero_du(g, &p, du);
+      backward_sweep(g, &p, x, u, gy, gx, gw ? du : NULL, chunks, slot, buf);
     }
-    if (gw) weights_gradient(g, &p, du, groups, gw);
+    if (gw) weights_gradient(g, &p, du, p.groups, gw);
   }
 }

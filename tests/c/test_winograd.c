@@ -98,15 +98,19 @@ static void check_case(int64_t n, int64_t cin, int64_t cout, int64_t h,
     if (d > ew) ew = d;
     if (fabs(rgw[i]) > mw) mw = fabs(rgw[i]);
   }
-  if (!(ey <= 1e-5 * my && ex <= 1e-5 * mx && ew <= 1e-5 * mw))
+  /* F(4x4)'s transforms scale values by up to 8 and 1/24 on the way: with
+   * 512 x 9 terms per output its error reaches 1.1e-5 of the largest value
+   * (a wrong transform errs by the order of the values themselves). */
+  double tol = cin * 9 > 1000 ? 3e-5 : 1e-5;
+  if (!(ey <= tol * my && ex <= tol * mx && ew <= tol * mw))
     fprintf(stderr,
             "case n%lld cin%lld cout%lld %lldx%lld pad %d: errors y %g/%g "
             "gx %g/%g gw %g/%g\n",
             (long long)n, (long long)cin, (long long)cout, (long long)h,
             (long long)w, pad, ey, my, ex, mx, ew, mw);
-  CHECK(ey <= 1e-5 * my);
-  CHECK(ex <= 1e-5 * mx);
-  CHECK(ew <= 1e-5 * mw);
+  CHECK(ey <= tol * my);
+  CHECK(ex <= tol * mx);
+  CHECK(ew <= tol * mw);
   free(x), free(wt), free(b), free(gy), free(y), free(gx), free(gw);
   free(ry), free(rgx), free(rgw), free(ws);
 }
@@ -126,6 +130,7 @@ static void test_winograd_direct(void) {
   check_case(8, 64, 48, 14, 14, 1); /* Fashion-MNIST's second block */
   check_case(2, 33, 35, 70, 8, 1);  /* rows of more than 64 tiles */
   check_case(4, 33, 34, 48, 48, 1); /* chunks of tile rows within samples */
+  check_case(1, 512, 512, 8, 8, 1); /* backward in two sweeps (split) */
 }
 
 /* The same numbers on 1 and 3 threads (chunks and gemms do not depend on
