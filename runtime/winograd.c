@@ -127,6 +127,13 @@ static void make_plan(const nn_conv2d_geom *g, plan *p) {
    * layers, fewer and wider chunks pack it fewer times (measured 10% faster
    * on VGG's 512-channel 4x4 layers). */
   if (want < ch / 2) want = ch / 2;
+  /* Layers whose transformed weights are large (VGG's 512-channel 8x8
+   * layers with F(4x4): 36 MiB) keep one copy of U and of the weight
+   * gradient, shared by the threads, and small chunks: the chunk buffers
+   * would otherwise add 57 MiB to the training peak. */
+  int64_t us = g->cout * g->cin + SKEW;
+  int heavy = 3 * p->np * us > SPLIT_FLOATS;
+  if (heavy) want = MIN_TILES;
   int64_t per = p->tx * p->ty; /* tiles per sample */
   if (per <= 2 * want) {       /* chunks of whole samples */
     int64_t k = want / per;
@@ -157,7 +164,7 @@ static void make_plan(const nn_conv2d_geom *g, plan *p) {
   p->nchunks = p->gch[p->ng];
   /* By whole chunks when there are MIN_CHUNKS of them: a property of the
    * shapes alone, since it decides how the weight gradient is summed. */
-  p->alone = p->nchunks >= MIN_CHUNKS;
+  p->alone = p->nchunks >= MIN_CHUNKS && !heavy;
   p->groups = p->alone ? p->ng : 1;
   /* the largest of the transforms' needs (see input_channel etc.) */
   int64_t a = p->a, m = p->m, tc = p->tc;
