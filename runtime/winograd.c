@@ -677,12 +677,26 @@ static void grad_output_channel(const nn_conv2d_geom *g, const plan *p,
     const float *gp = gy + (n * g->cout + o) * g->ho * g->wo;
     for (int i = 0; i < m; i++) {
       int64_t yy = m * ty + i;
-      for (int64_t t = 0; t < p->tx; t++)
-        for (int q = 0; q < m; q++) {
-          int64_t xx = m * t + q;
-          cols[(q * m + i) * nt + r * p->tx + t] =
-              yy < g->ho && xx < g->wo ? gp[yy * g->wo + xx] : 0.0f;
+      float *ci = cols + i * nt + r * p->tx; /* column q at ci[q m nt] */
+      if (yy >= g->ho) {
+        for (int q = 0; q < m; q++)
+          memset(ci + q * m * nt, 0, (size_t)p->tx * sizeof(float));
+        continue;
+      }
+      const float *row = gp + yy * g->wo;
+      int64_t full = g->wo / m < p->tx ? g->wo / m : p->tx, t = 0;
+      if (m == 4)
+        for (; t < full; t++) {
+          const float *w4 = row + 4 * t;
+          ci[t] = w4[0], ci[4 * nt + t] = w4[1];
+          ci[8 * nt + t] = w4[2], ci[12 * nt + t] = w4[3];
         }
+      else
+        for (; t < full; t++)
+          ci[t] = row[2 * t], ci[2 * nt + t] = row[2 * t + 1];
+      for (; t < p->tx; t++) /* the tile sticking out, if any */
+        for (int q = 0; q < m; q++)
+          ci[q * m * nt + t] = m * t + q < g->wo ? row[m * t + q] : 0.0f;
     }
   }
   const float *in[6] = {0};
@@ -725,11 +739,24 @@ static void grad_input_channel(const nn_conv2d_geom *g, const plan *p,
       int64_t yy = m * ty - g->ph + k;
       if (yy < 0 || yy >= g->h) continue;
       float *dst = gx + ((n * g->cin + c) * g->h + yy) * g->w;
-      for (int64_t t = 0; t < p->tx; t++)
+      const float *rr = res + r * p->tx;
+      /* tiles [lo, hi) lie wholly inside the row; same order of additions
+       * as the checked loop */
+      int64_t lo = (g->pw + m - 1) / m, room = g->w - a + g->pw;
+      int64_t hi = room >= 0 ? room / m + 1 : 0;
+      if (hi > p->tx) hi = p->tx;
+      if (hi < lo) hi = lo;
+      for (int64_t t = 0; t < p->tx; t++) {
+        if (t >= lo && t < hi) {
+          float *d = dst + m * t - g->pw;
+          for (int l = 0; l < a; l++) d[l] += rr[l * nt + t];
+          continue;
+        }
         for (int l = 0; l < a; l++) {
           int64_t xx = m * t - g->pw + l;
-          if (xx >= 0 && xx < g->w) dst[xx] += res[l * nt + r * p->tx + t];
+          if (xx >= 0 && xx < g->w) dst[xx] += rr[l * nt + t];
         }
+      }
     }
   }
 }
