@@ -76,7 +76,7 @@
  * backward pass runs in two sweeps so that they share memory (64 MiB; VGG's
  * 512-channel 8x8 layers with F(4x4) would take 75 MiB, which made their
  * training peak 30 MiB higher).  The second sweep transforms dY again. */
-#define SPLIT_FLOATS ((int64_t)1 << 24)
+#define SPLIT_FLOATS ((int64_t)1 << 23)
 
 /* Floats added to each point's stride (one cache line): with power-of-two
  * strides the streams of a transform fall into the same cache sets, which
