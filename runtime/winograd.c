@@ -73,9 +73,9 @@
 #define BIG_MAX_CHANNELS 512
 
 /* Above this many floats for U and the weight gradient's partial sums, the
- * backward pass runs in two sweeps so that they share memory (64 MiB; VGG's
- * 512-channel 8x8 layers with F(4x4) would take 75 MiB, which made their
- * training peak 30 MiB higher).  The second sweep transforms dY again. */
+ * backward pass runs in two sweeps so that they share memory (32 MiB: VGG's
+ * 512-channel layers, whose 34-75 MiB made the training peak 18-40 MiB
+ * higher).  The second sweep transforms dY again. */
 #define SPLIT_FLOATS ((int64_t)1 << 23)
 
 /* Floats added to each point's stride (one cache line): with power-of-two
