@@ -78,6 +78,11 @@
  * higher).  The second sweep transforms dY again. */
 #define SPLIT_FLOATS ((int64_t)1 << 23)
 
+/* Layers whose U, and the two partial sums of the weight gradient threads
+ * taking whole chunks would need, pass this many floats (64 MiB) share one
+ * of each between the threads instead (see make_plan). */
+#define HEAVY_FLOATS ((int64_t)1 << 24)
+
 /* Floats added to each point's stride (one cache line): with power-of-two
  * strides the streams of a transform fall into the same cache sets, which
  * made the transforms several times slower. */
@@ -132,7 +137,7 @@ static void make_plan(const nn_conv2d_geom *g, plan *p) {
    * gradient, shared by the threads, and small chunks: the chunk buffers
    * would otherwise add 57 MiB to the training peak. */
   int64_t us = g->cout * g->cin + SKEW;
-  int heavy = 3 * p->np * us > SPLIT_FLOATS;
+  int heavy = 3 * p->np * us > HEAVY_FLOATS;
   if (heavy) want = MIN_TILES;
   int64_t per = p->tx * p->ty; /* tiles per sample */
   if (per <= 2 * want) {       /* chunks of whole samples */
