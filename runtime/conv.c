@@ -437,6 +437,8 @@ static int64_t forward_workspace(const nn_conv2d_geom *g, int64_t slots) {
 }
 
 int64_t nn_conv2d_workspace_size(const nn_conv2d_geom *g, int nthreads) {
+  if (nn_winograd_suits(g)) /* the im2col kernels never run for g */
+    return nn_winograd_workspace_size(g, nthreads);
   int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
   int64_t slots = nthreads < 1 ? 1 : nthreads;
   int64_t need = forward_workspace(g, slots);
@@ -448,12 +450,7 @@ int64_t nn_conv2d_workspace_size(const nn_conv2d_geom *g, int nthreads) {
   }
   if (grad_weight_transposed(g)) gw += k * g->cout;
   if (gw > need) need = gw;
-  if (gx > need) need = gx;
-  if (nn_winograd_suits(g)) {
-    int64_t wg = nn_winograd_workspace_size(g, (int)slots);
-    if (wg > need) need = wg;
-  }
-  return need;
+  return gx > need ? gx : need;
 }
 
 void nn_conv2d_backward_kernel(int nthreads, const nn_conv2d_geom *g,

@@ -739,7 +739,7 @@ function Sequential:forward(x)
       if not recipe and i > 1 and x ~= x0 and y ~= x and plain_c(m) and plain_c(rawget(self, i - 1)) then
         if not keep then
           release(x)
-        elseif i < n and inputs[i - 1] ~= x and plain_c(rawget(self, i + 1)) and m._c:type() == "ReLU" then
+        elseif i < n and inputs[i - 1] ~= x and plain_c(rawget(self, i + 1)) and c_type(m) == "ReLU" then
           -- ReLU's backward only tests x > 0, and relu(x) > 0 exactly when
           -- x > 0: keep its output (the next child's input anyway) in place
           -- of its input, which then dies here and its buffer is reused
