@@ -22,85 +22,225 @@ int nn_seterr(nn_error *err, const char *fmt, ...) {
   return -1;
 }
 
-/* ---- Allocation: a small cache of large blocks ----
+/* ---- Allocation: an arena for large blocks ----
  *
- * Every block carries a 64-byte header holding its capacity, so that
- * nn_free_floats can tell large blocks from small ones.  Blocks of at least
- * POOL_MIN_BYTES are mapped directly (with transparent huge pages when
- * large; see big_map), so that freeing them really returns the memory: glibc
- * keeps freed blocks below its (growing) mmap threshold in its heap, where
- * they count in the resident set for good.  A freed large block is cached
- * and handed to the next request of about the same size: without the cache
- * every training step would fault in its activations and gradients afresh
- * (a page fault costs microseconds).  The cache holds at most POOL_SLOTS
- * blocks and POOL_MAX_BYTES.  Live + cached memory is kept within the
- * largest live set seen plus one block of at most POOL_SLACK_BYTES: a miss
- * returns cached blocks (oldest first) only as far as that bound requires.
- * (Returning as much as every miss requests, whether or not the bound
- * needed it, let requests of two sizes evict each other's blocks for good:
- * store:batch + aug:batch on 2 threads, 3 MiB tensors and a 288 KiB scratch
- * block, mapped and faulted in a fresh 3 MiB block on every call.  A slack
- * of a whole block, on the other hand, let a VGG training step peak at its
- * largest live set plus 64 MiB of cached blocks of other sizes; with the
- * cap, those are mapped again on the next step: a few ms of page faults in
- * a step of seconds.)  Blocks not reused for POOL_MAX_AGE allocations are
- * returned on a miss too.  Under AddressSanitizer everything goes through
- * malloc, so that use-after-free stays detectable. */
+ * Every block carries a 64-byte header holding its length, in front of the
+ * data.  Blocks of at least ARENA_MIN_BYTES (activations, gradients,
+ * workspaces) are carved from one large reserved range of address space,
+ * the arena; smaller ones come from malloc.  A freed arena block is merged
+ * with its free neighbours and stays resident, so the next request of any
+ * size that fits reuses its pages: a training step, whose tensors change
+ * size from layer to layer, then faults nothing in once warm.  (A cache of
+ * whole mapped blocks, reused only by requests of about their size, had to
+ * be bounded near the largest live set and so mapped and faulted in 13 MiB
+ * afresh on every Fashion-MNIST CNN step and about 130 MiB on every VGG16
+ * step: 6-9% of the step.)
+ *
+ * Free ranges are taken best fit, from their low end, so the used part of
+ * the arena stays compact.  Resident memory is kept within the largest
+ * live set seen plus ARENA_SLACK_BYTES: past that, the free ranges freed
+ * longest ago are given back to the system (madvise), as are those unused
+ * for ARENA_MAX_AGE allocations; their address space stays in the arena.
+ * When the arena cannot be reserved (strict overcommit) or is full, blocks
+ * are mapped one by one and unmapped when freed.  Under AddressSanitizer
+ * everything goes through malloc, so that use-after-free stays detectable. */
 #define HEADER_BYTES 64
-#define POOL_MIN_BYTES ((size_t)256 * 1024)
-#define POOL_MAX_BYTES ((size_t)1 << 30)
-#define POOL_SLOTS 128
-#define POOL_MAX_AGE 4096
-#define POOL_SLACK_BYTES ((size_t)8 << 20)
-
+#define ARENA_MIN_BYTES ((size_t)256 * 1024)
+#define ARENA_SLOTS 4096
+#define ARENA_MAX_AGE 100000
+#define ARENA_SLACK_BYTES ((size_t)8 << 20)
+#define PAGE_BYTES ((size_t)4096)
 #define HUGE_BYTES ((size_t)2 << 20)
 
 #if defined(__SANITIZE_ADDRESS__)
-#define POOL_ENABLED 0
+#define ARENA_ENABLED 0
 #else
-#define POOL_ENABLED 1
+#define ARENA_ENABLED 1
 #endif
 
-typedef struct pool_block {
-  char *base;     /* the header's address (see big_map) */
-  size_t bytes;   /* capacity after the header */
-  uint64_t stamp; /* allocation count when it was cached */
-} pool_block;
+typedef struct free_range {
+  size_t off, len; /* bytes from the arena's start; page multiples */
+  int res;         /* presumed resident (freed since last trimmed) */
+  uint64_t stamp;  /* allocation count when freed */
+} free_range;
 
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static pool_block pool[POOL_SLOTS];
-static int pool_n;
-static size_t pool_bytes;
-static uint64_t pool_clock;
-static size_t live_bytes; /* capacity of the large blocks handed out */
-static size_t peak_bytes; /* the largest live_bytes seen */
+static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *arena;          /* the reserved range, NULL when unavailable */
+static size_t arena_bytes;   /* its size */
+static int arena_tried;      /* reservation attempted */
+static size_t arena_top;     /* bytes from the start ever handed out */
+/* The free ranges below arena_top, sorted by offset; neighbours that touch
+ * differ in residency (those that do not are merged). */
+static free_range fr[ARENA_SLOTS];
+static int fr_n;
+static size_t free_res;      /* bytes of the resident free ranges */
+static uint64_t arena_clock;
+static size_t live_bytes;    /* bytes of large blocks handed out */
+static size_t peak_bytes;    /* the largest live_bytes seen */
 
-/* A mapped block is laid out as [one page holding the header][data]: the
- * data starts on a page boundary (on a 2 MiB boundary when huge pages back
- * it) and the header sits in the last bytes of the page before it, so that
- * the data never spills into a huge page of which it would use 64 bytes
- * (each such spill cost a whole 2 MiB page of resident memory).  Only the
- * whole 2 MiB pages of the data are advised for huge pages: the tail
- * (capacity % 2 MiB) stays in small pages, resident only as far as it is
- * used. */
-#define PAGE_BYTES ((size_t)4096)
-
-/* The capacity of the mapped block for a request of `bytes` data bytes. */
-static size_t big_len(size_t bytes) {
-  return (bytes + PAGE_BYTES - 1) & ~(PAGE_BYTES - 1);
+/* Reserves the arena: address space only (MAP_NORESERVE), backed by pages
+ * as they are first written, advised for transparent huge pages.  Lock
+ * held. */
+static void arena_reserve(void) {
+  arena_tried = 1;
+  for (size_t gib = 64; gib >= 4; gib /= 4) {
+    size_t len = gib << 30;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p != MAP_FAILED) {
+      /* start on a 2 MiB boundary so that huge pages line up */
+      uintptr_t a =
+          ((uintptr_t)p + HUGE_BYTES - 1) & ~(uintptr_t)(HUGE_BYTES - 1);
+      arena = (char *)a;
+      arena_bytes = len - (a - (uintptr_t)p);
+      madvise(arena, arena_bytes & ~(HUGE_BYTES - 1), MADV_HUGEPAGE);
+      return;
+    }
+  }
 }
 
-/* Maps a block of big_len(bytes) data bytes and returns its base (the
- * header's address), or NULL. */
-static char *big_map(size_t bytes) {
-  size_t cap = big_len(bytes);
-  if (cap < 4 * HUGE_BYTES) {
-    char *p = mmap(NULL, PAGE_BYTES + cap, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p + PAGE_BYTES - HEADER_BYTES;
+/* Removes free range i. */
+static void range_remove(int i) {
+  memmove(fr + i, fr + i + 1, (size_t)(fr_n - i - 1) * sizeof *fr);
+  fr_n--;
+}
+
+/* Inserts a free range at position i (keeping the order), merged with the
+ * neighbours that touch it and share its residency; returns 0 when no slot
+ * is left. */
+static int range_insert(int i, size_t off, size_t len, int res) {
+  if (res) free_res += len;
+  int left = i > 0 && fr[i - 1].res == res && fr[i - 1].off + fr[i - 1].len == off;
+  int right = i < fr_n && fr[i].res == res && off + len == fr[i].off;
+  if (left) {
+    fr[i - 1].len += len;
+    fr[i - 1].stamp = arena_clock;
+    if (right) {
+      fr[i - 1].len += fr[i].len;
+      range_remove(i);
+    }
+  } else if (right) {
+    fr[i].off = off;
+    fr[i].len += len;
+    fr[i].stamp = arena_clock;
+  } else {
+    if (fr_n == ARENA_SLOTS) {
+      if (res) free_res -= len;
+      return 0;
+    }
+    memmove(fr + i + 1, fr + i, (size_t)(fr_n - i) * sizeof *fr);
+    fr[i] = (free_range){off, len, res, arena_clock};
+    fr_n++;
   }
-  /* Large: the data 2 MiB aligned, so that its whole 2 MiB pages can be
-   * backed by huge pages (far fewer faults and TLB misses). */
+  return 1;
+}
+
+/* Gives the pages of the last `bytes` (a page multiple) of resident free
+ * range i back to the system; the address space stays a free range. */
+static void range_trim(int i, size_t bytes) {
+  free_range r = fr[i];
+  if (bytes > r.len) bytes = r.len;
+  size_t keep = r.len - bytes;
+  madvise(arena + r.off + keep, bytes, MADV_DONTNEED);
+  free_res -= bytes;
+  if (keep) {
+    fr[i++].len = keep; /* still resident, freed when it was */
+  } else {
+    range_remove(i);
+  }
+  /* Without a slot (never seen) the trimmed addresses are not used again. */
+  range_insert(i, r.off + keep, bytes, 0);
+}
+
+/* Trims resident free ranges, those freed longest ago first and each only
+ * as far as needed, until resident memory (live + free) is within the
+ * largest live set plus ARENA_SLACK_BYTES; and those unused for
+ * ARENA_MAX_AGE allocations.  Lock held. */
+static void arena_trim(void) {
+  while (live_bytes + free_res > peak_bytes + ARENA_SLACK_BYTES) {
+    int old = -1;
+    for (int i = 0; i < fr_n; i++)
+      if (fr[i].res && (old < 0 || fr[i].stamp < fr[old].stamp)) old = i;
+    if (old < 0) break;
+    size_t over = live_bytes + free_res - (peak_bytes + ARENA_SLACK_BYTES);
+    range_trim(old, (over + PAGE_BYTES - 1) & ~(PAGE_BYTES - 1));
+  }
+  for (int i = 0; i < fr_n; i++)
+    if (fr[i].res && arena_clock - fr[i].stamp > ARENA_MAX_AGE)
+      range_trim(i, fr[i].len);
+}
+
+/* Carves len bytes from the arena and returns their offset, or -1 when the
+ * arena is full: from the low end of the smallest run of touching free
+ * ranges that holds them, else from the run that ends at the top (or the
+ * top itself), growing the top.  Lock held. */
+static int64_t arena_get(size_t len) {
+  int best = -1;
+  size_t best_len = 0;
+  for (int i = 0; i < fr_n;) {
+    int j = i;
+    size_t run = fr[i].len;
+    while (j + 1 < fr_n && fr[j].off + fr[j].len == fr[j + 1].off)
+      run += fr[++j].len;
+    if (run >= len && (best < 0 || run < best_len)) {
+      best = i;
+      best_len = run;
+    }
+    i = j + 1;
+  }
+  if (best < 0) { /* the run that ends at the top, if any */
+    int i = fr_n;
+    while (i > 0 && fr[i - 1].off + fr[i - 1].len ==
+                        (i == fr_n ? arena_top : fr[i].off))
+      i--;
+    size_t start = i < fr_n ? fr[i].off : arena_top;
+    if (start + len > arena_bytes) return -1;
+    best = i;
+  }
+  size_t off = best < fr_n ? fr[best].off : arena_top;
+  size_t need = len;
+  while (need > 0 && best < fr_n && fr[best].off == off + (len - need)) {
+    free_range *r = &fr[best];
+    size_t take = r->len < need ? r->len : need;
+    if (r->res) free_res -= take;
+    need -= take;
+    if (take == r->len) {
+      range_remove(best);
+    } else {
+      r->off += take;
+      r->len -= take;
+    }
+  }
+  if (need > 0) arena_top += need; /* the run reached the top */
+  live_bytes += len;
+  if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+  arena_trim();
+  return (int64_t)off;
+}
+
+/* Returns [off, off + len) to the free ranges, resident.  Lock held. */
+static void arena_put(size_t off, size_t len) {
+  live_bytes -= len;
+  int lo = 0, hi = fr_n; /* the first range after the block */
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    if (fr[mid].off < off)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (!range_insert(lo, off, len, 1)) {
+    /* no slot left (never seen): the pages go back, the addresses are not
+     * used again */
+    madvise(arena + off, len, MADV_DONTNEED);
+  }
+}
+
+/* A block outside the arena: mapped on its own, the data 2 MiB aligned
+ * when large so that its whole 2 MiB pages can be huge pages; the header
+ * sits at the end of the page before the data.  Returns the header's
+ * address, or NULL. */
+static char *big_map(size_t cap) {
   size_t len = PAGE_BYTES + cap + HUGE_BYTES;
   char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -115,71 +255,6 @@ static char *big_map(size_t bytes) {
   return data - HEADER_BYTES;
 }
 
-/* Unmaps a block made by big_map. */
-static void big_free(char *base) {
-  size_t cap;
-  memcpy(&cap, base, sizeof cap);
-  munmap(base + HEADER_BYTES - PAGE_BYTES, PAGE_BYTES + cap);
-}
-
-/* Removes slot i from the cache and returns its block.  Lock held. */
-static char *pool_take(int i) {
-  char *base = pool[i].base;
-  pool_bytes -= pool[i].bytes;
-  pool[i] = pool[--pool_n];
-  return base;
-}
-
-/* The cached block that best fits `bytes` (capacity within 1/8 above), or
- * NULL when the caller is to map a fresh block of capacity `fresh`; then
- * cached blocks are returned to the system, oldest first, until live +
- * cached memory (the fresh block included) is within the largest live set
- * seen plus the fresh block or POOL_SLACK_BYTES, whichever is less, and so
- * are blocks not reused for long.  Counts the block as live either way.
- * Lock held. */
-static char *pool_get(size_t bytes, size_t fresh) {
-  int best = -1;
-  for (int i = 0; i < pool_n; i++)
-    if (pool[i].bytes >= bytes && pool[i].bytes - bytes <= bytes / 8 &&
-        (best < 0 || pool[i].bytes < pool[best].bytes))
-      best = i;
-  if (best >= 0) {
-    live_bytes += pool[best].bytes;
-    return pool_take(best);
-  }
-  live_bytes += fresh;
-  if (live_bytes > peak_bytes) peak_bytes = live_bytes;
-  size_t slack = fresh < POOL_SLACK_BYTES ? fresh : POOL_SLACK_BYTES;
-  while (pool_n > 0 && live_bytes + pool_bytes > peak_bytes + slack) {
-    int old = 0;
-    for (int i = 1; i < pool_n; i++)
-      if (pool[i].stamp < pool[old].stamp) old = i;
-    big_free(pool_take(old));
-  }
-  for (int i = pool_n - 1; i >= 0; i--)
-    if (pool_clock - pool[i].stamp > POOL_MAX_AGE) big_free(pool_take(i));
-  return NULL;
-}
-
-/* Caches a block, evicting the oldest ones to make room; returns 0 when the
- * block is too large to cache.  Lock held. */
-static int pool_put(char *base, size_t bytes) {
-  if (bytes > POOL_MAX_BYTES / 2) return 0;
-  while (pool_n > 0 &&
-         (pool_n == POOL_SLOTS || pool_bytes + bytes > POOL_MAX_BYTES)) {
-    int old = 0;
-    for (int i = 1; i < pool_n; i++)
-      if (pool[i].stamp < pool[old].stamp) old = i;
-    big_free(pool_take(old));
-  }
-  pool[pool_n].base = base;
-  pool[pool_n].bytes = bytes;
-  pool[pool_n].stamp = pool_clock;
-  pool_n++;
-  pool_bytes += bytes;
-  return 1;
-}
-
 float *nn_alloc_floats(int64_t n, nn_error *err) {
   if (n < 0 || n > NN_MAX_NUMEL) {
     nn_seterr(err, "cannot allocate %lld floats (limit %lld)", (long long)n,
@@ -189,20 +264,26 @@ float *nn_alloc_floats(int64_t n, nn_error *err) {
   size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
   bytes = (bytes + 63) & ~(size_t)63; /* aligned_alloc wants a multiple */
   char *base = NULL;
-  if (POOL_ENABLED && bytes >= POOL_MIN_BYTES) {
-    size_t fresh = big_len(bytes);
-    pthread_mutex_lock(&pool_lock);
-    pool_clock++;
-    base = pool_get(bytes, fresh);
-    pthread_mutex_unlock(&pool_lock);
-    if (!base) {
-      base = big_map(bytes);
+  if (ARENA_ENABLED && bytes >= ARENA_MIN_BYTES) {
+    /* header + data, in whole pages */
+    size_t len = (HEADER_BYTES + bytes + PAGE_BYTES - 1) & ~(PAGE_BYTES - 1);
+    pthread_mutex_lock(&arena_lock);
+    arena_clock++;
+    if (!arena_tried) arena_reserve();
+    int64_t off = arena ? arena_get(len) : -1;
+    pthread_mutex_unlock(&arena_lock);
+    if (off >= 0) {
+      base = arena + off;
+      memcpy(base, &len, sizeof len);
+    } else {
+      size_t cap = (bytes + PAGE_BYTES - 1) & ~(PAGE_BYTES - 1);
+      base = big_map(cap);
       if (base) {
-        memcpy(base, &fresh, sizeof fresh); /* the capacity */
-      } else {
-        pthread_mutex_lock(&pool_lock);
-        live_bytes -= fresh;
-        pthread_mutex_unlock(&pool_lock);
+        memcpy(base, &cap, sizeof cap);
+        pthread_mutex_lock(&arena_lock);
+        live_bytes += cap;
+        if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+        pthread_mutex_unlock(&arena_lock);
       }
     }
   } else {
@@ -222,15 +303,18 @@ void nn_free_floats(float *p) {
   char *base = (char *)p - HEADER_BYTES;
   size_t bytes;
   memcpy(&bytes, base, sizeof bytes);
-  if (POOL_ENABLED && bytes >= POOL_MIN_BYTES) {
-    pthread_mutex_lock(&pool_lock);
+  if (ARENA_ENABLED && arena && base >= arena && base < arena + arena_bytes) {
+    pthread_mutex_lock(&arena_lock);
+    arena_put((size_t)(base - arena), bytes);
+    pthread_mutex_unlock(&arena_lock);
+  } else if (ARENA_ENABLED && bytes >= ARENA_MIN_BYTES) {
+    pthread_mutex_lock(&arena_lock);
     live_bytes -= bytes;
-    int kept = pool_put(base, bytes);
-    pthread_mutex_unlock(&pool_lock);
-    if (!kept) big_free(base);
-    return;
+    pthread_mutex_unlock(&arena_lock);
+    munmap(base + HEADER_BYTES - PAGE_BYTES, PAGE_BYTES + bytes);
+  } else {
+    free(base);
   }
-  free(base);
 }
 
 /* Checks a shape and returns its element count, or -1 with err. */
