@@ -38,6 +38,10 @@
 #define GW_T_MAX_COUT 128
 #define GW_BLOCKS 2
 #define GW_BLOCK_ROWS 128
+/* Kernels too short for blocks (a first layer's 1-3 input channels) split
+ * the batch instead, into GW_GROUPS runs of samples whose partial sums are
+ * added in order (one thread did all of VGG's first layer: 5 ms a step). */
+#define GW_GROUPS 2
 
 /* grad_input is computed as a convolution (a gemm with cin rows and
  * cout * kh * kw depth) when cin >= GX_MIN_CIN and cout <= cin; otherwise
@@ -335,6 +339,11 @@ static int64_t grad_weight_blocks(const nn_conv2d_geom *g) {
   return nb;
 }
 
+/* Runs of samples the weight gradient is split into (see GW_GROUPS). */
+static int64_t grad_weight_groups(const nn_conv2d_geom *g) {
+  return grad_weight_blocks(g) == 1 && g->n >= GW_GROUPS ? GW_GROUPS : 1;
+}
+
 /* Floats of workspace per thread of grad_weight (see below). */
 static int64_t grad_weight_slot(const nn_conv2d_geom *g) {
   int64_t nb = grad_weight_blocks(g);
@@ -343,33 +352,48 @@ static int64_t grad_weight_slot(const nn_conv2d_geom *g) {
          g->wo;
 }
 
+/* Floats of grad_weight's partial sums, shared by the threads. */
+static int64_t grad_weight_partials(const nn_conv2d_geom *g) {
+  int64_t k = g->cin * g->kh * g->kw, ng = grad_weight_groups(g);
+  return (grad_weight_transposed(g) ? ng : ng - 1) * k * g->cout;
+}
+
 /* gw += sum over samples of gy_n [cout, p] col_n^T [p, k].  The taps are
- * split into blocks of input channels (grad_weight_blocks), shared out
- * among the threads with no synchronisation: each thread unfolds only its
- * channels.  Per block and chunk of samples, gyc [cout, nb * p] gathers the
- * chunk's gy and col [rows, nb * p] its columns, reduced by one gemm; the
- * chunks are added in order.  For GW_T_MIN_COUT <= cout <= GW_T_MAX_COUT
- * the gemm runs transposed, gwt [k, cout] = sum of col gyc^T (a faster
- * shape for OpenBLAS), added to gw at the end. */
+ * split into blocks of input channels (grad_weight_blocks), or the samples
+ * into runs (grad_weight_groups), shared out among the threads with no
+ * synchronisation: each thread unfolds only its channels or samples.  Per
+ * block, run and chunk of samples, gyc [cout, nb * p] gathers the chunk's
+ * gy and col [rows, nb * p] its columns, reduced by one gemm; the chunks
+ * are added in order, into gw for the first run and into partial sums for
+ * the others, added to gw in order at the end.  For GW_T_MIN_COUT <= cout
+ * <= GW_T_MAX_COUT the gemm runs transposed, gwt [k, cout] = sum of col
+ * gyc^T (a faster shape for OpenBLAS), added to gw at the end. */
 static void grad_weight(int nthreads, const nn_conv2d_geom *g, const float *x,
                         const float *gy, float *gw, float *ws) {
   int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo, kk = k / g->cin;
   int64_t xs = g->cin * g->h * g->w, cout = g->cout;
   int64_t chunk = chunk_samples(g, GW_COLS);
   int64_t nblk = grad_weight_blocks(g), cb = (g->cin + nblk - 1) / nblk;
+  int64_t ng = grad_weight_groups(g);
   int64_t slot = grad_weight_slot(g);
   int tr = grad_weight_transposed(g);
-  float *gwt = ws, *tws = ws + (tr ? k * cout : 0);
+  float *part = ws, *tws = ws + grad_weight_partials(g);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
-  for (int64_t blk = 0; blk < nblk; blk++) {
+  for (int64_t unit = 0; unit < nblk * ng; unit++) {
+    int64_t blk = unit % nblk, grp = unit / nblk;
     int64_t c0 = blk * cb, c1 = c0 + cb < g->cin ? c0 + cb : g->cin;
     int64_t rows = (c1 - c0) * kk, r0 = c0 * kk;
+    int64_t s0 = g->n * grp / ng, s1 = g->n * (grp + 1) / ng;
     nn_conv2d_geom gb = *g;
     gb.cin = c1 - c0;
     float *col = tws + omp_get_thread_num() * slot;
     float *gyc = col + chunk * rows * p;
-    for (int64_t n0 = 0; n0 < g->n; n0 += chunk) {
-      int64_t nb = g->n - n0 < chunk ? g->n - n0 : chunk;
+    /* where this run sums: gwt [k, cout] per run, or gw then partials
+     * [cout, k] */
+    float *dst = tr ? part + grp * k * cout + r0 * cout
+                    : (grp == 0 ? gw : part + (grp - 1) * k * cout) + r0;
+    for (int64_t n0 = s0; n0 < s1; n0 += chunk) {
+      int64_t nb = s1 - n0 < chunk ? s1 - n0 : chunk;
       int64_t ld = nb * p;
       for (int64_t s = 0; s < nb; s++) {
         int64_t n = n0 + s;
@@ -378,23 +402,34 @@ static void grad_weight(int nthreads, const nn_conv2d_geom *g, const float *x,
         for (int64_t c = 0; c < cout; c++)
           memcpy(gyc + c * ld + s * p, gyn + c * p, (size_t)p * sizeof(float));
       }
+      float beta = n0 == s0 && (tr || grp > 0) ? 0.0f : 1.0f;
       if (tr)
-        nn_gemm(1, 0, 1, rows, cout, ld, 1.0f, col, ld, gyc, ld,
-                n0 == 0 ? 0.0f : 1.0f, gwt + r0 * cout, cout);
+        nn_gemm(1, 0, 1, rows, cout, ld, 1.0f, col, ld, gyc, ld, beta, dst,
+                cout);
       else
-        nn_gemm(1, 0, 1, cout, rows, ld, 1.0f, gyc, ld, col, ld, 1.0f,
-                gw + r0, k);
+        nn_gemm(1, 0, 1, cout, rows, ld, 1.0f, gyc, ld, col, ld, beta, dst, k);
     }
   }
-  if (!tr) return;
-  /* gw += gwt^T in blocks of 32 x 32 that stay in cache. */
+  if (!tr) {
+    /* gw += the other runs' partial sums, in order */
+    for (int64_t grp = 1; grp < ng; grp++) {
+      const float *src = part + (grp - 1) * k * cout;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+      for (int64_t c = 0; c < cout; c++)
+        for (int64_t r = 0; r < k; r++) gw[c * k + r] += src[c * k + r];
+    }
+    return;
+  }
+  /* gw += gwt^T of each run in order, in blocks of 32 x 32 that stay in
+   * cache. */
   int64_t nbk = (k + 31) / 32;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t bc = 0; bc < (cout + 31) / 32; bc++)
     for (int64_t bk = 0; bk < nbk; bk++)
       for (int64_t c = bc * 32; c < cout && c < bc * 32 + 32; c++)
         for (int64_t r = bk * 32; r < k && r < bk * 32 + 32; r++)
-          gw[c * k + r] += gwt[r * cout + c];
+          for (int64_t grp = 0; grp < ng; grp++)
+            gw[c * k + r] += part[grp * k * cout + r * cout + c];
 }
 
 /* Whether gx is computed as a forward convolution of gy with the flipped,
@@ -448,7 +483,7 @@ int64_t nn_conv2d_workspace_size(const nn_conv2d_geom *g, int nthreads) {
     transposed_geom(g, &t);
     gx = g->cin * g->cout * g->kh * g->kw + forward_workspace(&t, slots);
   }
-  if (grad_weight_transposed(g)) gw += k * g->cout;
+  gw += grad_weight_partials(g);
   if (gw > need) need = gw;
   return gx > need ? gx : need;
 }

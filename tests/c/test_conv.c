@@ -641,6 +641,8 @@ static void test_conv_threads(void) {
       {40, 8, 4, 4, 6, 3, 3, 1, 1, 1, 1, 1},   /* several forward chunks */
       {5, 64, 10, 9, 64, 3, 3, 1, 1, 1, 1, 1}, /* gx as a convolution */
       {9, 64, 4, 4, 32, 3, 3, 1, 1, 1, 1, 1},  /* ... on chunks */
+      {6, 3, 12, 12, 64, 3, 3, 1, 1, 1, 1, 1}, /* gw by runs of samples, */
+      {5, 1, 14, 14, 32, 3, 3, 1, 1, 1, 1, 1}, /* transposed or not */
   };
   nn_error err;
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
