@@ -101,6 +101,28 @@ describe("Sequential memory savings", function()
     assert_same(y2, b:forward(x2), "next forward")
   end)
 
+  it("in eval mode give the outputs of the children run one by one, BatchNorm + ReLU fused", function()
+    local a, b = build(4), build(4)
+    -- BatchNorm + ReLU first (on the caller's input) and last
+    nn.manual_seed(9)
+    local c = nn.Sequential{nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 3, 3), nn.BatchNorm2d(3), nn.ReLU()}
+    local d = nn.Sequential{nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 3, 3), nn.BatchNorm2d(3), nn.ReLU()}
+    d:load_state_dict(c:state_dict())
+    local x = nn.randn(5, 3, 8, 8)
+    -- running statistics that differ from the initial ones
+    for _, m in ipairs{a, b, c, d} do m:train(); m:forward(x); m:eval() end
+    local xc = x:clone()
+    for _ = 1, 2 do
+      local ya, yc = a:forward(x), c:forward(x)
+      local yac, ycc = ya:clone(), yc:clone()
+      assert_same(ya, by_hand(b, x, nn.zeros(5, 3)), "VGG-like output")
+      assert_same(yc, by_hand(d, x, nn.zeros(5, 3, 6, 6)), "output")
+      a:forward(x * 3); c:forward(x * 3)
+      assert_same(x, xc, "input"); assert_same(ya, yac, "output kept by the caller")
+      assert_same(yc, ycc, "output kept by the caller")
+    end
+  end)
+
   it("never change a tensor the caller or a Lua child holds", function()
     -- Keeps what it sees, as a forward hook would.
     local Keep = nn.Module:extend("Keep")

@@ -685,6 +685,9 @@ local function fusable(self, i, n)
     and plain_c(rawget(self, i + 2))
 end
 
+-- The C BatchNorm layers (their forward_relu also serves eval mode).
+local BN = {BatchNorm2d = true, BatchNorm1d = true}
+
 -- C layers whose forward is a pure function of the input (no state, no
 -- random numbers): their output can be recomputed for backward as well.
 local PURE = {MaxPool2d = true, AvgPool2d = true, AdaptiveAvgPool2d = true}
@@ -703,7 +706,8 @@ end
 -- child's backward needs is kept: its input, or for the output of a fused
 -- BatchNorm + ReLU (see fusable), and for a PURE child's output computed
 -- from such an output, the recipe to recompute it.  In eval mode nothing is
--- kept (a backward then reruns forward).  Activations made by one C child
+-- kept (a backward then reruns forward), and a BatchNorm followed by a ReLU
+-- runs as one pass.  Activations made by one C child
 -- and consumed by another are seen by nobody else: they are released as
 -- soon as they are dead, so that their memory is reused at once.
 function Sequential:forward(x)
@@ -729,6 +733,11 @@ function Sequential:forward(x)
       y, coef = call_layer(self, i, "forward_relu", x)
       yrecipe = {bn = i, coef = coef}
       inputs[i + 1] = yrecipe
+      step = 2
+    elseif not keep and i < n and BN[c_type(m)] and c_type(rawget(self, i + 1)) == "ReLU" then
+      -- eval: BatchNorm + ReLU in one pass (its output is seen by nobody)
+      y = call_layer(self, i, "forward_relu", x)
+      if i > 1 and x ~= x0 and plain_c(rawget(self, i - 1)) then release(x) end
       step = 2
     else
       y = call_child(self, i, "forward", x)
