@@ -702,14 +702,25 @@ static int l_narrow(lua_State *L) {
 
 /* ---- In place (each returns self) ---- */
 
+/* Fills t with v: in parallel when contiguous (zero_grad clears every
+ * gradient each step: 4 ms on one thread for VGG16's 15M parameters). */
+static void fill(lua_State *L, nn_tensor *t, float v) {
+  if (nn_tensor_is_contiguous(t))
+    nn_fill_value(l_ctx(L), nn_data(t), nn_tensor_numel(t), v);
+  else
+    nn_tensor_fill_(t, v);
+}
+
+/* t:fill_(v) -> t */
 static int l_fill_(lua_State *L) {
   nn_tensor *t = l_checktensor(L, 1);
-  nn_tensor_fill_(t, (float)luaL_checknumber(L, 2));
+  fill(L, t, (float)luaL_checknumber(L, 2));
   return return_self(L);
 }
 
+/* t:zero_() -> t */
 static int l_zero_(lua_State *L) {
-  nn_tensor_fill_(l_checktensor(L, 1), 0.0f);
+  fill(L, l_checktensor(L, 1), 0.0f);
   return return_self(L);
 }
 

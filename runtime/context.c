@@ -56,6 +56,12 @@ float nn_rng_normal(uint64_t key, uint64_t i) {
   return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
+void nn_fill_value(nn_ctx *ctx, float *x, int64_t n, float v) {
+#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
+    if (n > 65536)
+  for (int64_t i = 0; i < n; i++) x[i] = v;
+}
+
 void nn_fill_uniform(nn_ctx *ctx, float *x, int64_t n, float lo, float hi) {
   uint64_t key = nn_rng_key(&ctx->rng);
   float w = hi - lo;

@@ -46,6 +46,8 @@ uint64_t nn_rng_u64(uint64_t key, uint64_t i);
 float nn_rng_uniform(uint64_t key, uint64_t i);
 float nn_rng_normal(uint64_t key, uint64_t i);
 
+/* Fill n floats with v, in parallel when n is large. */
+void nn_fill_value(nn_ctx *ctx, float *x, int64_t n, float v);
 /* Fill n floats with U(lo, hi) / N(mean, std), in parallel, from one key. */
 void nn_fill_uniform(nn_ctx *ctx, float *x, int64_t n, float lo, float hi);
 void nn_fill_normal(nn_ctx *ctx, float *x, int64_t n, float mean, float std);
