@@ -48,7 +48,7 @@ $(BUILD)/runtime/winograd.o: CFLAGS += -O3
 # The optimizers' elementwise loops (sqrt, divide) vectorise only at -O3
 # without errno for sqrt (their arguments are never negative).
 $(BUILD)/runtime/optim.o: CFLAGS += -O3 -fno-math-errno
-$(BUILD)/runtime/activation.o $(BUILD)/runtime/pool.o $(BUILD)/runtime/norm.o: CFLAGS += -O3
+$(BUILD)/runtime/activation.o $(BUILD)/runtime/pool.o $(BUILD)/runtime/norm.o $(BUILD)/runtime/conv.o: CFLAGS += -O3
 endif
 
 $(BUILD)/tools/embed_lua: tools/embed_lua.c

@@ -16,7 +16,10 @@
  * replaces nb skinny ones.  Used when an image has fewer than BATCH_P
  * output positions, with chunks of about FWD_COLS columns (the gemm is then
  * as fast as on large shapes while the columns stay in cache), one chunk
- * per thread.
+ * per thread; and for shallow kernels (k = cin * kh * kw <= 32: first
+ * layers) with chunks of about FWD_COLS_SHALLOW columns, whose gemms
+ * OpenBLAS runs faster than a tile's, the bias added as the chunk is
+ * scattered (Fashion-MNIST CNN's first layer 0.8 -> 0.55 ms).
  * Forward, larger images: one sample per thread, its output rows in tiles
  * whose columns take about TILE_FLOATS (see tile_rows).
  * Every chunk also holds at most about CHUNK_BUDGET floats.  Chunks and
@@ -24,6 +27,7 @@
 #define CHUNK_BUDGET ((int64_t)1 << 22)
 #define BATCH_P 256
 #define FWD_COLS 128
+#define FWD_COLS_SHALLOW 1024
 #define TILE_FLOATS ((int64_t)1 << 17)
 #define TILE_MIN_COUT 64
 
@@ -202,7 +206,12 @@ static int64_t chunk_samples(const nn_conv2d_geom *g, int64_t cols) {
 
 /* Whether the forward pass lowers whole chunks of the batch at once. */
 static int forward_batched(const nn_conv2d_geom *g) {
-  return g->n > 1 && g->ho * g->wo < BATCH_P;
+  return g->n > 1 && (g->ho * g->wo < BATCH_P || g->cin * g->kh * g->kw <= 32);
+}
+
+/* Columns per forward chunk (see FWD_COLS). */
+static int64_t fwd_cols(const nn_conv2d_geom *g) {
+  return g->cin * g->kh * g->kw <= 32 ? FWD_COLS_SHALLOW : FWD_COLS;
 }
 
 /* y[c * ld + i] += b[c] for c < cout, i < q: one sample's output rows, or a
@@ -282,7 +291,7 @@ static void forward_chunk(const nn_conv2d_geom *g, int64_t n0, int64_t nb,
 static void forward_chunks(int nthreads, const nn_conv2d_geom *g,
                            const float *x, const float *w, const float *b,
                            float *y, float *ws) {
-  int64_t chunk = chunk_samples(g, FWD_COLS);
+  int64_t chunk = chunk_samples(g, fwd_cols(g));
   int64_t nchunks = (g->n + chunk - 1) / chunk;
   int64_t slot = chunk * (g->cin * g->kh * g->kw + g->cout) * g->ho * g->wo;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
@@ -498,7 +507,7 @@ static void flip_kernel(int nthreads, const nn_conv2d_geom *g, const float *w,
 static int64_t forward_workspace(const nn_conv2d_geom *g, int64_t slots) {
   int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
   if (forward_batched(g))
-    return slots * chunk_samples(g, FWD_COLS) * (k + g->cout) * p;
+    return slots * chunk_samples(g, fwd_cols(g)) * (k + g->cout) * p;
   return slots * k * p;
 }
 

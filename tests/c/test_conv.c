@@ -469,9 +469,10 @@ static const conv_case naive_cases[] = {
 };
 
 /* Shapes that take the other kernel paths: small images lowered by chunks
- * of the batch (one and several chunks), and grad_input computed as a
+ * of the batch (one and several chunks), grad_input computed as a
  * convolution with the flipped kernel (cin >= 64, cout <= cin, stride 1),
- * with large and small images. */
+ * with large and small images, and shallow kernels on larger images
+ * lowered by chunks too. */
 static const conv_case path_cases[] = {
     {40, 8, 4, 4, 6, 3, 3, 1, 1, 1, 1, 1},    /* 3 forward chunks of 16 */
     {70, 5, 2, 3, 7, 2, 2, 1, 1, 1, 0, 1},    /* p = 6, odd chunking */
@@ -480,6 +481,8 @@ static const conv_case path_cases[] = {
     {3, 64, 17, 16, 32, 3, 3, 1, 1, 1, 1, 1}, /* gx as a convolution */
     {5, 64, 6, 5, 64, 3, 2, 1, 1, 2, 1, 1},   /* ... padding (2, 1), batched */
     {2, 64, 4, 4, 48, 3, 3, 1, 1, 0, 0, 0},   /* ... no padding, no bias */
+    {5, 1, 20, 17, 8, 3, 3, 1, 1, 1, 1, 1},   /* shallow (k <= 32), batched */
+    {3, 3, 24, 24, 16, 3, 3, 2, 2, 1, 1, 0},  /* ... strided, no bias */
 };
 
 /* Forward, grad_input and grad_weight of the path cases against direct
