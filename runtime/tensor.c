@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 int nn_seterr(nn_error *err, const char *fmt, ...) {
   if (err) {
@@ -47,7 +49,7 @@ int nn_seterr(nn_error *err, const char *fmt, ...) {
 #define HEADER_BYTES 64
 #define ARENA_MIN_BYTES ((size_t)256 * 1024)
 #define ARENA_SLOTS 4096
-#define ARENA_MAX_AGE 100000
+#define ARENA_MAX_AGE 4096
 #define ARENA_SLACK_BYTES ((size_t)8 << 20)
 #define PAGE_BYTES ((size_t)4096)
 #define HUGE_BYTES ((size_t)2 << 20)
@@ -79,12 +81,21 @@ static size_t live_bytes;    /* bytes of large blocks handed out */
 static size_t peak_bytes;    /* the largest live_bytes seen */
 
 /* Reserves the arena: address space only (MAP_NORESERVE), backed by pages
- * as they are first written, advised for transparent huge pages.  Lock
+ * as they are first written, advised for transparent huge pages.  Its size
+ * is twice the physical memory, at most 64 GiB and half of any address-
+ * space limit (ulimit -v); smaller sizes are tried when that fails.  Lock
  * held. */
 static void arena_reserve(void) {
   arena_tried = 1;
-  for (size_t gib = 64; gib >= 4; gib /= 4) {
-    size_t len = gib << 30;
+  size_t want = (size_t)64 << 30;
+  long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && psz > 0 && (size_t)pages * (size_t)psz * 2 < want)
+    want = (size_t)pages * (size_t)psz * 2;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      (size_t)rl.rlim_cur / 2 < want)
+    want = (size_t)rl.rlim_cur / 2;
+  for (size_t len = want; len >= ((size_t)256 << 20); len /= 2) {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p != MAP_FAILED) {
