@@ -126,6 +126,25 @@ static int l_layer_recompute_relu(lua_State *L) {
   return 1;
 }
 
+/* conv:forward_bn_relu(bn, x) -> y or nil: relu(bn:forward(conv:forward(x)))
+ * in one pass, for an eval-mode BatchNorm2d bn over conv's output channels
+ * and a 4-D x; nil when they do not fit together, for the caller to run the
+ * layers one by one (nn_conv2d_bn_relu_forward). */
+static int l_layer_forward_bn_relu(lua_State *L) {
+  nn_layer *l = checklayer(L, 1);
+  nn_layer *bn = checklayer(L, 2);
+  nn_tensor *x = l_checktensor(L, 3);
+  nn_error err;
+  nn_tensor *xc = nn_tensor_contiguous(x, &err), *y = NULL;
+  if (!xc) return l_raise(L, l->ops->type, &err);
+  int rc = nn_conv2d_bn_relu_forward(l, bn, xc, &y, &err);
+  nn_tensor_release(xc);
+  if (rc != 0) return l_raise(L, l->ops->type, &err);
+  if (!y) return 0;
+  l_pushtensor(L, y);
+  return 1;
+}
+
 /* Pushes two arrays: names and tensors of a named list. */
 static int push_named(lua_State *L, const nn_named *list, int n) {
   lua_createtable(L, n, 0);
@@ -379,6 +398,8 @@ static const luaL_Reg layer_methods[] = {{"forward", l_layer_forward},
                                          {"backward", l_layer_backward},
                                          {"backward_", l_layer_backward_},
                                          {"forward_relu", l_layer_forward_relu},
+                                         {"forward_bn_relu",
+                                          l_layer_forward_bn_relu},
                                          {"recompute_relu",
                                           l_layer_recompute_relu},
                                          {"params", l_layer_params},

@@ -242,7 +242,7 @@ static int64_t tile_rows(const nn_conv2d_geom *g) {
  * tile by tile of output rows. */
 static void forward_one(const nn_conv2d_geom *g, int threads, int64_t n,
                         const float *x, const float *w, const float *b,
-                        float *y, float *col) {
+                        const nn_conv_epilogue *ep, float *y, float *col) {
   int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
   const float *xn = x + n * g->cin * g->h * g->w;
   float *yn = y + n * g->cout * p;
@@ -250,6 +250,8 @@ static void forward_one(const nn_conv2d_geom *g, int threads, int64_t n,
     /* A 1x1 kernel reads the image as it is. */
     nn_gemm(threads, 0, 0, g->cout, p, k, 1.0f, w, k, xn, p, 0.0f, yn, p);
     if (b) add_bias(b, g->cout, p, p, yn);
+    for (int64_t c = 0; ep && c < g->cout; c++)
+      nn_conv_epilogue_row(ep, c, yn + c * p, p);
     return;
   }
   /* The bias is added to each tile while it is still in cache. */
@@ -261,6 +263,8 @@ static void forward_one(const nn_conv2d_geom *g, int threads, int64_t n,
     im2col_rows(g, xn, oy0, oy1, col, q);
     nn_gemm(threads, 0, 0, g->cout, q, k, 1.0f, w, k, col, q, 0.0f, yt, p);
     if (b) add_bias(b, g->cout, q, p, yt);
+    for (int64_t c = 0; ep && c < g->cout; c++)
+      nn_conv_epilogue_row(ep, c, yt + c * p, q);
   }
 }
 
@@ -269,7 +273,7 @@ static void forward_one(const nn_conv2d_geom *g, int threads, int64_t n,
  * result, scattered to y plus the bias. */
 static void forward_chunk(const nn_conv2d_geom *g, int64_t n0, int64_t nb,
                           const float *x, const float *w, const float *b,
-                          float *y, float *col) {
+                          const nn_conv_epilogue *ep, float *y, float *col) {
   int64_t k = g->cin * g->kh * g->kw, p = g->ho * g->wo;
   int64_t xs = g->cin * g->h * g->w, cout = g->cout, ld = nb * p;
   float *out = col + nb * k * p;
@@ -281,6 +285,7 @@ static void forward_chunk(const nn_conv2d_geom *g, int64_t n0, int64_t nb,
       float *dst = y + ((n0 + s) * cout + c) * p;
       float bc = b ? b[c] : 0.0f;
       for (int64_t i = 0; i < p; i++) dst[i] = src[i] + bc;
+      if (ep) nn_conv_epilogue_row(ep, c, dst, p);
     }
 }
 
@@ -290,7 +295,7 @@ static void forward_chunk(const nn_conv2d_geom *g, int64_t n0, int64_t nb,
  * FWD_COLS is small enough for two chunks even on 2x2 images. */
 static void forward_chunks(int nthreads, const nn_conv2d_geom *g,
                            const float *x, const float *w, const float *b,
-                           float *y, float *ws) {
+                           const nn_conv_epilogue *ep, float *y, float *ws) {
   int64_t chunk = chunk_samples(g, fwd_cols(g));
   int64_t nchunks = (g->n + chunk - 1) / chunk;
   int64_t slot = chunk * (g->cin * g->kh * g->kw + g->cout) * g->ho * g->wo;
@@ -298,32 +303,39 @@ static void forward_chunks(int nthreads, const nn_conv2d_geom *g,
   for (int64_t ci = 0; ci < nchunks; ci++) {
     int64_t n0 = ci * chunk;
     int64_t nb = g->n - n0 < chunk ? g->n - n0 : chunk;
-    forward_chunk(g, n0, nb, x, w, b, y, ws + omp_get_thread_num() * slot);
+    forward_chunk(g, n0, nb, x, w, b, ep, y, ws + omp_get_thread_num() * slot);
   }
 }
 
 void nn_conv2d_forward_kernel(int nthreads, const nn_conv2d_geom *g,
                               const float *x, const float *w, const float *b,
                               float *y, float *ws) {
+  nn_conv2d_forward_kernel_ep(nthreads, g, x, w, b, NULL, y, ws);
+}
+
+void nn_conv2d_forward_kernel_ep(int nthreads, const nn_conv2d_geom *g,
+                                 const float *x, const float *w,
+                                 const float *b, const nn_conv_epilogue *ep,
+                                 float *y, float *ws) {
   int64_t slot = g->cin * g->kh * g->kw * g->ho * g->wo;
   if (g->n <= 0 || slot == 0 || g->cout == 0) return;
   if (nn_winograd_suits(g)) {
-    nn_winograd_forward(nthreads, g, x, w, b, y, ws);
+    nn_winograd_forward_ep(nthreads, g, x, w, b, ep, y, ws);
     return;
   }
   if (forward_batched(g)) {
-    forward_chunks(nthreads, g, x, w, b, y, ws);
+    forward_chunks(nthreads, g, x, w, b, ep, y, ws);
     return;
   }
   if (nthreads > 1 && g->n < nthreads) {
     /* Too few samples to go round: parallelise inside each gemm. */
     for (int64_t n = 0; n < g->n; n++)
-      forward_one(g, nthreads, n, x, w, b, y, ws);
+      forward_one(g, nthreads, n, x, w, b, ep, y, ws);
     return;
   }
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t n = 0; n < g->n; n++)
-    forward_one(g, 1, n, x, w, b, y, ws + omp_get_thread_num() * slot);
+    forward_one(g, 1, n, x, w, b, ep, y, ws + omp_get_thread_num() * slot);
 }
 
 /* gb[c] += sum of gy[:, c, :], each channel summed in a fixed order. */
@@ -694,6 +706,42 @@ static const nn_layer_ops conv2d_ops = {
     .extra_repr = conv2d_extra_repr,
     .destroy = NULL,
 };
+
+int nn_conv2d_bn_relu_forward(nn_layer *l, const nn_layer *bn, nn_tensor *x,
+                              nn_tensor **y, nn_error *err) {
+  *y = NULL;
+  if (l->ops != &conv2d_ops)
+    return nn_seterr(err, "expected a Conv2d layer, got %s", l->ops->type);
+  if (!nn_tensor_is_contiguous(x))
+    return nn_seterr(err, "input must be contiguous");
+  conv2d *c = (conv2d *)l;
+  if (x->ndim != 4) return 0;
+  float *coef = malloc(3 * (size_t)c->cout * sizeof(float));
+  if (!coef) return nn_seterr(err, "out of memory");
+  nn_conv_epilogue ep = {coef, coef + c->cout, coef + 2 * c->cout};
+  if (!nn_batchnorm_eval_coefficients(bn, c->cout, coef, coef + c->cout,
+                                      coef + 2 * c->cout)) {
+    free(coef);
+    return 0;
+  }
+  nn_conv2d_geom g;
+  int64_t shape[4];
+  float *ws = NULL;
+  nn_tensor *out = NULL;
+  if (input_geom(c, x, &g, err) == 0 && (ws = workspace(c, &g, err)) != NULL)
+    out = nn_layer_output(l, output_shape(&g, x, shape), shape, err);
+  if (!out) {
+    free(coef);
+    return -1;
+  }
+  const nn_tensor *b = c->bias ? l->params[1].t : NULL;
+  nn_conv2d_forward_kernel_ep(l->ctx->num_threads, &g, nn_data(x),
+                              nn_data(l->params[0].t),
+                              b ? nn_data(b) : NULL, &ep, nn_data(out), ws);
+  free(coef);
+  *y = out;
+  return 0;
+}
 
 nn_layer *nn_conv2d_new(nn_ctx *ctx, int64_t cin, int64_t cout, int kh, int kw,
                         int sh, int sw, int ph, int pw, int bias,

@@ -144,6 +144,20 @@ int nn_batchnorm_relu_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
 int nn_batchnorm_relu_recompute(nn_layer *l, nn_tensor *x,
                                 const nn_tensor *coef, nn_tensor **y,
                                 nn_error *err);
+/* When l is a BatchNorm2d in eval mode with c channels: fills mean, scale
+ * and shift (c floats each) with the per-channel coefficients its forward
+ * uses, y = (x - mean) * scale + shift, and returns 1; otherwise 0. */
+int nn_batchnorm_eval_coefficients(const nn_layer *l, int64_t c, float *mean,
+                                   float *scale, float *shift);
+/* Conv2d layer conv followed by BatchNorm2d bn (eval mode) and a ReLU, in
+ * one pass: *y (owned) receives relu(bn(conv(x))) bit for bit, the
+ * BatchNorm and ReLU applied as each output row is written.  When they do
+ * not fit together (bn not a BatchNorm2d in eval mode over conv's output
+ * channels, or x not 4-D) *y is NULL and 0 is returned, for the caller to
+ * run the layers one by one.  x must be contiguous.  -1 with err when conv
+ * is not a Conv2d or x has the wrong shape. */
+int nn_conv2d_bn_relu_forward(nn_layer *conv, const nn_layer *bn,
+                              nn_tensor *x, nn_tensor **y, nn_error *err);
 /* Inverted dropout: in training, zero with probability p and scale the rest
  * by 1/(1-p), drawing from ctx's RNG; identity in eval. */
 nn_layer *nn_dropout_new(nn_ctx *ctx, float p, nn_error *err);

@@ -617,6 +617,21 @@ int nn_batchnorm_relu_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
   return forward(l, x, y, 1, coef, err);
 }
 
+int nn_batchnorm_eval_coefficients(const nn_layer *l, int64_t c, float *mean,
+                                   float *scale, float *shift) {
+  if (l->ops != &BN2D_OPS || l->training) return 0;
+  const bn_layer *b = (const bn_layer *)l;
+  if (b->c != c) return 0;
+  const float *w = nn_data(BN_WEIGHT(l)), *bias = nn_data(BN_BIAS(l));
+  const float *rm = nn_data(BN_RMEAN(l)), *rv = nn_data(BN_RVAR(l));
+  for (int64_t i = 0; i < c; i++) { /* as forward_eval computes them */
+    mean[i] = rm[i];
+    scale[i] = eval_scale(w, rv, b->eps, i);
+    shift[i] = bias ? bias[i] : 0.0f;
+  }
+  return 1;
+}
+
 int nn_batchnorm_relu_recompute(nn_layer *l, nn_tensor *x,
                                 const nn_tensor *coef, nn_tensor **y,
                                 nn_error *err) {

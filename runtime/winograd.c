@@ -645,9 +645,10 @@ static void input_channel(const nn_conv2d_geom *g, const plan *p,
 }
 
 /* y[., o] for output channel o at the tiles of rows [r0, r0 + nr) from Z:
- * Y = A^T Z A + b. */
+ * Y = A^T Z A + b, then ep (if any). */
 static void output_channel(const nn_conv2d_geom *g, const plan *p,
-                           const float *z, const float *b, int64_t r0,
+                           const float *z, const float *b,
+                           const nn_conv_epilogue *ep, int64_t r0,
                            int64_t nr, float *y, int64_t o, float *buf) {
   int a = p->a, m = p->m;
   int64_t nt = nr * p->tx;
@@ -671,6 +672,7 @@ static void output_channel(const nn_conv2d_geom *g, const plan *p,
       if (yy >= g->ho) continue;
       float *dst = y + ((n * g->cout + o) * g->ho + yy) * g->wo;
       interleave(m, res + r * p->tx, nt, p->tx, g->wo, bias, dst);
+      if (ep) nn_conv_epilogue_row(ep, o, dst, g->wo);
     }
   }
 }
@@ -828,8 +830,8 @@ static float *thread_rows(const plan *p, float *rows) {
 /* The forward pass of the tile rows [r0, r0 + nr) on one thread. */
 static void forward_chunk(const nn_conv2d_geom *g, const plan *p,
                           const float *x, const float *u, const float *b,
-                          float *y, int64_t r0, int64_t nr, float *v, float *z,
-                          float *buf) {
+                          const nn_conv_epilogue *ep, float *y, int64_t r0,
+                          int64_t nr, float *v, float *z, float *buf) {
   int64_t nt = nr * p->tx;
   for (int64_t c = 0; c < g->cin; c++)
     input_channel(g, p, x, r0, nr, v, c, buf);
@@ -837,11 +839,17 @@ static void forward_chunk(const nn_conv2d_geom *g, const plan *p,
     nn_gemm(1, 0, 0, g->cout, nt, g->cin, 1.0f, u + xi * p->us, g->cin,
             v + xi * p->vs, p->tc, 0.0f, z + xi * p->zs, p->tc);
   for (int64_t o = 0; o < g->cout; o++)
-    output_channel(g, p, z, b, r0, nr, y, o, buf);
+    output_channel(g, p, z, b, ep, r0, nr, y, o, buf);
 }
 
 void nn_winograd_forward(int nthreads, const nn_conv2d_geom *g, const float *x,
                          const float *w, const float *b, float *y, float *ws) {
+  nn_winograd_forward_ep(nthreads, g, x, w, b, NULL, y, ws);
+}
+
+void nn_winograd_forward_ep(int nthreads, const nn_conv2d_geom *g,
+                            const float *x, const float *w, const float *b,
+                            const nn_conv_epilogue *ep, float *y, float *ws) {
   plan p;
   make_plan(g, &p);
   if (p.rows == 0) return;
@@ -860,7 +868,7 @@ void nn_winograd_forward(int nthreads, const nn_conv2d_geom *g, const float *x,
       for (int64_t k = 0; k < p.nchunks; k++) {
         int64_t r0, nr;
         chunk_rows(&p, k, &r0, &nr);
-        forward_chunk(g, &p, x, u, b, y, r0, nr, v, z, buf);
+        forward_chunk(g, &p, x, u, b, ep, y, r0, nr, v, z, buf);
       }
     } else {
       float *v = chunks, *z = v + p.np * p.vs;
@@ -877,7 +885,7 @@ void nn_winograd_forward(int nthreads, const nn_conv2d_geom *g, const float *x,
                   v + xi * p.vs, p.tc, 0.0f, z + xi * p.zs, p.tc);
 #pragma omp for schedule(static)
         for (int64_t o = 0; o < g->cout; o++)
-          output_channel(g, &p, z, b, r0, nr, y, o, buf);
+          output_channel(g, &p, z, b, ep, r0, nr, y, o, buf);
       }
     }
   }

@@ -34,6 +34,10 @@ int64_t nn_winograd_workspace_size(const nn_conv2d_geom *g, int nthreads);
  * nn_winograd_workspace_size floats.  Cannot fail. */
 void nn_winograd_forward(int nthreads, const nn_conv2d_geom *g, const float *x,
                          const float *w, const float *b, float *y, float *ws);
+/* The same, each output row then going through ep (NULL: none). */
+void nn_winograd_forward_ep(int nthreads, const nn_conv2d_geom *g,
+                            const float *x, const float *w, const float *b,
+                            const nn_conv_epilogue *ep, float *y, float *ws);
 
 /* Gradients of y = conv(x, w) given gy [n, cout, ho, wo]: gx (if not NULL) is
  * OVERWRITTEN with dL/dx, gw (if not NULL) ACCUMULATES dL/dw.  The bias

@@ -123,6 +123,29 @@ describe("Sequential memory savings", function()
     end
   end)
 
+  it("in eval mode run Conv2d + BatchNorm2d + ReLU as one pass, bit for bit, on every convolution path", function()
+    -- 32 channels: Winograd F(4x4) at 8x8 and F(2x2) at 4x4; 3 channels: im2col
+    for _, case in ipairs{{32, 8}, {32, 4}, {3, 8}, {3, 2}} do
+      local c, s = case[1], case[2]
+      nn.manual_seed(11)
+      local a = nn.Sequential{nn.Conv2d(c, 32, 3, {padding = 1}), nn.BatchNorm2d(32), nn.ReLU(),
+                              nn.Conv2d(32, 32, 3, {padding = 1}), nn.BatchNorm2d(32), nn.ReLU()}
+      local b = nn.Sequential{nn.Conv2d(c, 32, 3, {padding = 1}), nn.BatchNorm2d(32), nn.ReLU(),
+                              nn.Conv2d(32, 32, 3, {padding = 1}), nn.BatchNorm2d(32), nn.ReLU()}
+      b:load_state_dict(a:state_dict())
+      local x = nn.randn(3, c, s, s)
+      a:train(); a:forward(x); b:load_state_dict(a:state_dict()) -- non-trivial running statistics
+      a:eval(); b:eval()
+      local y, want = a:forward(x), by_hand(b, x, nn.zeros(3, 32, s, s))
+      assert_same(y, want, c .. " channels at " .. s .. "x" .. s)
+    end
+    -- BatchNorm over other channels than the convolution's: the error of the unfused layers
+    local m = nn.Sequential{nn.Conv2d(3, 4, 3), nn.BatchNorm2d(5), nn.ReLU()}
+    m:eval()
+    assert.has_error(function() m:forward(nn.randn(2, 3, 5, 5)) end,
+                     "in module 2 (BatchNorm2d) of Sequential: expected input of shape [N, 5, H, W], got [2, 4, 3, 3]")
+  end)
+
   it("never change a tensor the caller or a Lua child holds", function()
     -- Keeps what it sees, as a forward hook would.
     local Keep = nn.Module:extend("Keep")

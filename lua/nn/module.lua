@@ -688,6 +688,15 @@ end
 -- The C BatchNorm layers (their forward_relu also serves eval mode).
 local BN = {BatchNorm2d = true, BatchNorm1d = true}
 
+-- True when children i, i + 1, i + 2 are a Conv2d, a BatchNorm2d and a ReLU
+-- (plain C layers): in eval mode the BatchNorm and the ReLU are then applied
+-- as the convolution writes its output (Conv2d's forward_bn_relu, which
+-- declines when they do not fit together).
+local function eval_fusable(self, i, n)
+  return i + 2 <= n and c_type(rawget(self, i)) == "Conv2d"
+    and c_type(rawget(self, i + 1)) == "BatchNorm2d" and c_type(rawget(self, i + 2)) == "ReLU"
+end
+
 -- C layers whose forward is a pure function of the input (no state, no
 -- random numbers): their output can be recomputed for backward as well.
 local PURE = {MaxPool2d = true, AvgPool2d = true, AdaptiveAvgPool2d = true}
@@ -707,7 +716,7 @@ end
 -- BatchNorm + ReLU (see fusable), and for a PURE child's output computed
 -- from such an output, the recipe to recompute it.  In eval mode nothing is
 -- kept (a backward then reruns forward), and a BatchNorm followed by a ReLU
--- runs as one pass.  Activations made by one C child
+-- runs as one pass, within the convolution before them if there is one.  Activations made by one C child
 -- and consumed by another are seen by nobody else: they are released as
 -- soon as they are dead, so that their memory is reused at once.
 function Sequential:forward(x)
@@ -728,7 +737,14 @@ function Sequential:forward(x)
       inputs[i] = recipe or x
       own[i] = not recipe and i > 1 and x ~= x0 and plain_c(rawget(self, i - 1))
     end
-    if keep and not recipe and fusable(self, i, n) then
+    local fused = not keep and eval_fusable(self, i, n)
+      and call_layer(self, i, "forward_bn_relu", rawget(self, i + 1)._c, x)
+    if fused then
+      -- eval: Conv2d + BatchNorm2d + ReLU in one pass
+      y = fused
+      if i > 1 and x ~= x0 and plain_c(rawget(self, i - 1)) then release(x) end
+      step = 3
+    elseif keep and not recipe and fusable(self, i, n) then
       local coef
       y, coef = call_layer(self, i, "forward_relu", x)
       yrecipe = {bn = i, coef = coef}
