@@ -621,10 +621,18 @@ static void input_channel(const nn_conv2d_geom *g, const plan *p,
     for (int i = 0; i < a; i++) {
       float *row = d + i * span + r * len;
       int64_t y = m * ty - g->ph + i;
-      memset(row, 0, (size_t)len * sizeof(float));
-      if (y < 0 || y >= g->h) continue;
       int64_t lo = g->pw, cnt = g->w;
       if (lo + cnt > len) cnt = len - lo;
+      if (len <= 16) { /* short rows (VGG's 4x4 and 8x8 inputs): a libc
+                          call per row cost 8% of a 512-channel 4x4 layer */
+        int64_t hi = y < 0 || y >= g->h ? 0 : lo + cnt;
+        const float *src = hi ? xp + y * g->w : xp;
+        for (int64_t u = 0; u < len; u++)
+          row[u] = u >= lo && u < hi ? src[u - lo] : 0.0f;
+        continue;
+      }
+      memset(row, 0, (size_t)len * sizeof(float));
+      if (y < 0 || y >= g->h) continue;
       memcpy(row + lo, xp + y * g->w, (size_t)cnt * sizeof(float));
     }
   }
