@@ -107,9 +107,13 @@ clean:
 # nnlua against PyTorch on the reference models (bench/README.md); the
 # table is printed and written to build/bench.md.  BENCH_ARGS, e.g. --quick.
 .PHONY: bench
-bench: all $(BUILD)/bench_peak
+bench: all $(BUILD)/bench_peak $(BUILD)/bench_conv
 	@NNLUA_BENCH_NO_BUILD=1 sh bench/run.sh $(BENCH_ARGS)
 
 # The machine's float32 ceilings, printed beside the table (bench/peak.c).
 $(BUILD)/bench_peak: bench/peak.c
 	$(CC) $(CFLAGS) $< -o $@ $(BLAS_LIBS)
+
+# One convolution geometry through the runtime's kernels (bench/conv_layer.c).
+$(BUILD)/bench_conv: bench/conv_layer.c $(BUILD)/libnnruntime.a
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libnnruntime.a $(LDFLAGS) $(BLAS_LIBS) $(IMG_LIBS) -lz -lm
