@@ -34,14 +34,23 @@ static int l_layer_gc(lua_State *L) {
   return 0;
 }
 
+/* A contiguous copy or view of the tensor argument at stack index i, for a
+ * call on layer l (release it afterwards); raises, prefixed with l's type,
+ * when it cannot be made.  Other arguments are checked before it, so that
+ * no error leaves it unreleased. */
+static nn_tensor *contiguous_arg(lua_State *L, nn_layer *l, int i) {
+  nn_error err;
+  nn_tensor *c = nn_tensor_contiguous(l_checktensor(L, i), &err);
+  if (!c) l_raise(L, l->ops->type, &err);
+  return c;
+}
+
 /* layer:forward(x) -> y: runs the layer on a (made contiguous) copy or view
  * of x.  Errors are prefixed with the layer type. */
 static int l_layer_forward(lua_State *L) {
   nn_layer *l = checklayer(L, 1);
-  nn_tensor *x = l_checktensor(L, 2);
+  nn_tensor *xc = contiguous_arg(L, l, 2), *y = NULL;
   nn_error err;
-  nn_tensor *xc = nn_tensor_contiguous(x, &err), *y = NULL;
-  if (!xc) return l_raise(L, l->ops->type, &err);
   int rc = nn_layer_forward(l, xc, &y, &err);
   nn_tensor_release(xc);
   if (rc != 0) return l_raise(L, l->ops->type, &err);
@@ -52,11 +61,10 @@ static int l_layer_forward(lua_State *L) {
 /* layer:backward(x, gy) -> gx, accumulating parameter gradients. */
 static int l_layer_backward(lua_State *L) {
   nn_layer *l = checklayer(L, 1);
-  nn_tensor *x = l_checktensor(L, 2);
+  l_checktensor(L, 2); /* the arguments in order */
   nn_tensor *gy = l_checktensor(L, 3);
+  nn_tensor *xc = contiguous_arg(L, l, 2), *gyc = NULL, *gx = NULL;
   nn_error err;
-  nn_tensor *xc = nn_tensor_contiguous(x, &err), *gyc = NULL, *gx = NULL;
-  if (!xc) return l_raise(L, l->ops->type, &err);
   gyc = nn_tensor_contiguous(gy, &err);
   if (!gyc) {
     nn_tensor_release(xc);
@@ -82,8 +90,7 @@ static int l_layer_backward_(lua_State *L) {
   if (gy->refcount == 1 && gy->storage->refcount == 1 &&
       x->storage != gy->storage && nn_tensor_is_contiguous(gy)) {
     nn_error err;
-    nn_tensor *xc = nn_tensor_contiguous(x, &err);
-    if (!xc) return l_raise(L, l->ops->type, &err);
+    nn_tensor *xc = contiguous_arg(L, l, 2);
     int rc = nn_activation_backward_inplace(l, xc, gy, &err);
     nn_tensor_release(xc);
     if (rc == 0) {
@@ -98,10 +105,8 @@ static int l_layer_backward_(lua_State *L) {
  * coefficients that recompute_relu needs (nn_batchnorm_relu_forward). */
 static int l_layer_forward_relu(lua_State *L) {
   nn_layer *l = checklayer(L, 1);
-  nn_tensor *x = l_checktensor(L, 2);
+  nn_tensor *xc = contiguous_arg(L, l, 2), *y = NULL, *coef = NULL;
   nn_error err;
-  nn_tensor *xc = nn_tensor_contiguous(x, &err), *y = NULL, *coef = NULL;
-  if (!xc) return l_raise(L, l->ops->type, &err);
   int rc = nn_batchnorm_relu_forward(l, xc, &y, &coef, &err);
   nn_tensor_release(xc);
   if (rc != 0) return l_raise(L, l->ops->type, &err);
@@ -114,11 +119,10 @@ static int l_layer_forward_relu(lua_State *L) {
  * and its coef (nn_batchnorm_relu_recompute). */
 static int l_layer_recompute_relu(lua_State *L) {
   nn_layer *l = checklayer(L, 1);
-  nn_tensor *x = l_checktensor(L, 2);
+  l_checktensor(L, 2); /* the arguments in order */
   nn_tensor *coef = l_checktensor(L, 3);
+  nn_tensor *xc = contiguous_arg(L, l, 2), *y = NULL;
   nn_error err;
-  nn_tensor *xc = nn_tensor_contiguous(x, &err), *y = NULL;
-  if (!xc) return l_raise(L, l->ops->type, &err);
   int rc = nn_batchnorm_relu_recompute(l, xc, coef, &y, &err);
   nn_tensor_release(xc);
   if (rc != 0) return l_raise(L, l->ops->type, &err);
@@ -133,10 +137,8 @@ static int l_layer_recompute_relu(lua_State *L) {
 static int l_layer_forward_bn_relu(lua_State *L) {
   nn_layer *l = checklayer(L, 1);
   nn_layer *bn = checklayer(L, 2);
-  nn_tensor *x = l_checktensor(L, 3);
+  nn_tensor *xc = contiguous_arg(L, l, 3), *y = NULL;
   nn_error err;
-  nn_tensor *xc = nn_tensor_contiguous(x, &err), *y = NULL;
-  if (!xc) return l_raise(L, l->ops->type, &err);
   int rc = nn_conv2d_bn_relu_forward(l, bn, xc, &y, &err);
   nn_tensor_release(xc);
   if (rc != 0) return l_raise(L, l->ops->type, &err);

@@ -204,14 +204,19 @@ static int64_t chunk_samples(const nn_conv2d_geom *g, int64_t cols) {
   return nchunks > 0 ? (g->n + nchunks - 1) / nchunks : 1;
 }
 
+/* A shallow kernel (see FWD_COLS_SHALLOW): k = cin * kh * kw <= 32. */
+static int is_shallow(const nn_conv2d_geom *g) {
+  return g->cin * g->kh * g->kw <= 32;
+}
+
 /* Whether the forward pass lowers whole chunks of the batch at once. */
 static int forward_batched(const nn_conv2d_geom *g) {
-  return g->n > 1 && (g->ho * g->wo < BATCH_P || g->cin * g->kh * g->kw <= 32);
+  return g->n > 1 && (g->ho * g->wo < BATCH_P || is_shallow(g));
 }
 
 /* Columns per forward chunk (see FWD_COLS). */
 static int64_t fwd_cols(const nn_conv2d_geom *g) {
-  return g->cin * g->kh * g->kw <= 32 ? FWD_COLS_SHALLOW : FWD_COLS;
+  return is_shallow(g) ? FWD_COLS_SHALLOW : FWD_COLS;
 }
 
 /* y[c * ld + i] += b[c] for c < cout, i < q: one sample's output rows, or a
@@ -634,8 +639,10 @@ static float *workspace(conv2d *c, const nn_conv2d_geom *g, nn_error *err) {
   return nn_layer_scratch(need > 0 ? need : 1, err);
 }
 
-static int conv2d_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
-                          nn_error *err) {
+/* The forward of conv2d l on x, its outputs going through ep (NULL:
+ * none) as they are written; *y owned. */
+static int forward_ep(nn_layer *l, nn_tensor *x, const nn_conv_epilogue *ep,
+                      nn_tensor **y, nn_error *err) {
   conv2d *c = (conv2d *)l;
   nn_conv2d_geom g;
   int64_t shape[4];
@@ -645,11 +652,16 @@ static int conv2d_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
   nn_tensor *out = nn_layer_output(l, output_shape(&g, x, shape), shape, err);
   if (!out) return -1;
   const nn_tensor *b = c->bias ? l->params[1].t : NULL;
-  nn_conv2d_forward_kernel(l->ctx->num_threads, &g, nn_data(x),
-                           nn_data(l->params[0].t), b ? nn_data(b) : NULL,
-                           nn_data(out), ws);
+  nn_conv2d_forward_kernel_ep(l->ctx->num_threads, &g, nn_data(x),
+                              nn_data(l->params[0].t), b ? nn_data(b) : NULL,
+                              ep, nn_data(out), ws);
   *y = out;
   return 0;
+}
+
+static int conv2d_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
+                          nn_error *err) {
+  return forward_ep(l, x, NULL, y, err);
 }
 
 /* The gradient buffer of param p, or NULL when it is frozen. */
@@ -724,23 +736,9 @@ int nn_conv2d_bn_relu_forward(nn_layer *l, const nn_layer *bn, nn_tensor *x,
     free(coef);
     return 0;
   }
-  nn_conv2d_geom g;
-  int64_t shape[4];
-  float *ws = NULL;
-  nn_tensor *out = NULL;
-  if (input_geom(c, x, &g, err) == 0 && (ws = workspace(c, &g, err)) != NULL)
-    out = nn_layer_output(l, output_shape(&g, x, shape), shape, err);
-  if (!out) {
-    free(coef);
-    return -1;
-  }
-  const nn_tensor *b = c->bias ? l->params[1].t : NULL;
-  nn_conv2d_forward_kernel_ep(l->ctx->num_threads, &g, nn_data(x),
-                              nn_data(l->params[0].t),
-                              b ? nn_data(b) : NULL, &ep, nn_data(out), ws);
+  int rc = forward_ep(l, x, &ep, y, err);
   free(coef);
-  *y = out;
-  return 0;
+  return rc;
 }
 
 nn_layer *nn_conv2d_new(nn_ctx *ctx, int64_t cin, int64_t cout, int kh, int kw,

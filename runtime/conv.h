@@ -20,6 +20,8 @@
 
 #include <stdint.h>
 
+#include "norm.h"
+
 /* The geometry of one convolution call. */
 typedef struct nn_conv2d_geom {
   int64_t n, cin, h, w; /* input [n, cin, h, w] */
@@ -77,11 +79,7 @@ typedef struct nn_conv_epilogue {
  * on rows of 2-32 floats, a call each cost 6% of VGG16 inference). */
 static inline void nn_conv_epilogue_row(const nn_conv_epilogue *ep, int64_t c,
                                         float *row, int64_t n) {
-  float m = ep->mean[c], a = ep->scale[c], s = ep->shift[c];
-  for (int64_t i = 0; i < n; i++) {
-    float v = (row[i] - m) * a + s;
-    row[i] = v > 0.0f ? v : 0.0f;
-  }
+  nn_affine_relu(row, row, n, ep->mean[c], ep->scale[c], ep->shift[c]);
 }
 
 /* nn_conv2d_forward_kernel followed by ep (NULL: none) on every output. */

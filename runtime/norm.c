@@ -77,22 +77,11 @@ static void affine_plane(const float *x, float *y, int64_t n, float m, float a,
   for (int64_t i = 0; i < n; i++) y[i] = (x[i] - m) * a + b;
 }
 
-/* y = relu((x - m) * a + b) over one plane: the values of affine_plane,
- * through ReLU's formula (x > 0 ? x : 0, so NaN and -0 give 0 as there). */
-static void affine_relu_plane(const float *x, float *y, int64_t n, float m,
-                              float a, float b) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; i++) {
-    float v = (x[i] - m) * a + b;
-    y[i] = v > 0.0f ? v : 0.0f;
-  }
-}
-
-/* affine_plane, or affine_relu_plane when relu is set. */
+/* affine_plane, or nn_affine_relu when relu is set. */
 static void output_plane(const float *x, float *y, int64_t n, float m, float a,
                          float b, int relu) {
   if (relu)
-    affine_relu_plane(x, y, n, m, a, b);
+    nn_affine_relu(x, y, n, m, a, b);
   else
     affine_plane(x, y, n, m, a, b);
 }
@@ -441,6 +430,20 @@ static int bn_check_batch(const nn_tensor *x, int64_t N, int64_t HW,
 #define BN_RVAR(l) ((l)->buffers[1].t)
 #define BN_NBT(l) ((l)->buffers[2].t)
 
+/* The per-channel mean, scale and shift of BatchNorm l's eval-mode forward
+ * (forward_eval): y = (x - mean) * scale + shift. */
+static void eval_coefficients(const nn_layer *l, float *mean, float *scale,
+                              float *shift) {
+  const bn_layer *b = (const bn_layer *)l;
+  const float *w = nn_data(BN_WEIGHT(l)), *bias = nn_data(BN_BIAS(l));
+  const float *rm = nn_data(BN_RMEAN(l)), *rv = nn_data(BN_RVAR(l));
+  for (int64_t c = 0; c < b->c; c++) {
+    mean[c] = rm[c];
+    scale[c] = eval_scale(w, rv, b->eps, c);
+    shift[c] = bias ? bias[c] : 0.0f;
+  }
+}
+
 /* The forward, followed by ReLU when relu is set; when coef is not NULL,
  * *coef receives a new [3, C] tensor holding, per channel, the shift, scale
  * and bias the output was computed with (see nn_batchnorm_relu_forward). */
@@ -470,13 +473,14 @@ static int forward(nn_layer *l, nn_tensor *x, nn_tensor **y, int relu,
   }
   if (k) { /* the coefficients each mode's kernel used */
     float *kd = nn_data(k);
-    int tr = l->training;
-    for (int64_t c = 0; c < b->c; c++) {
-      kd[c] = tr ? b->save_mean[c] : rm[c];
-      kd[b->c + c] = tr ? b->save_invstd[c] * w[c]
-                        : eval_scale(w, rv, b->eps, c);
-      kd[2 * b->c + c] = bias[c];
-    }
+    if (l->training)
+      for (int64_t c = 0; c < b->c; c++) {
+        kd[c] = b->save_mean[c];
+        kd[b->c + c] = b->save_invstd[c] * w[c];
+        kd[2 * b->c + c] = bias[c];
+      }
+    else
+      eval_coefficients(l, kd, kd + b->c, kd + 2 * b->c);
     *coef = k;
   }
   b->have_forward = 1;
@@ -619,16 +623,9 @@ int nn_batchnorm_relu_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
 
 int nn_batchnorm_eval_coefficients(const nn_layer *l, int64_t c, float *mean,
                                    float *scale, float *shift) {
-  if (l->ops != &BN2D_OPS || l->training) return 0;
-  const bn_layer *b = (const bn_layer *)l;
-  if (b->c != c) return 0;
-  const float *w = nn_data(BN_WEIGHT(l)), *bias = nn_data(BN_BIAS(l));
-  const float *rm = nn_data(BN_RMEAN(l)), *rv = nn_data(BN_RVAR(l));
-  for (int64_t i = 0; i < c; i++) { /* as forward_eval computes them */
-    mean[i] = rm[i];
-    scale[i] = eval_scale(w, rv, b->eps, i);
-    shift[i] = bias ? bias[i] : 0.0f;
-  }
+  if (l->ops != &BN2D_OPS || l->training || ((const bn_layer *)l)->c != c)
+    return 0;
+  eval_coefficients(l, mean, scale, shift);
   return 1;
 }
 
@@ -657,7 +654,7 @@ int nn_batchnorm_relu_recompute(nn_layer *l, nn_tensor *x,
     if (N * C * HW >= PAR_MIN)
   for (int64_t p = 0; p < N * C; p++) {
     int64_t c = p % C;
-    affine_relu_plane(xd + p * HW, yd + p * HW, HW, k[c], k[C + c],
+    nn_affine_relu(xd + p * HW, yd + p * HW, HW, k[c], k[C + c],
                       k[2 * C + c]);
   }
   *y = out;

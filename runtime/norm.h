@@ -17,6 +17,21 @@
 
 #include "context.h"
 
+/* y = relu((x - m) * a + b) over n floats (y may be x): one channel of an
+ * eval-mode or normalising BatchNorm followed by ReLU, with ReLU's formula
+ * (v > 0 ? v : 0, so NaN and -0 give 0 as there).  The one definition
+ * behind the fused BatchNorm+ReLU passes and the convolution epilogue
+ * (conv.h), so that they agree bit for bit; inline because the epilogue
+ * runs it on rows of 2-32 floats. */
+static inline void nn_affine_relu(const float *x, float *y, int64_t n,
+                                  float m, float a, float b) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    float v = (x[i] - m) * a + b;
+    y[i] = v > 0.0f ? v : 0.0f;
+  }
+}
+
 /* Batch statistics of x: per channel, mean and 1 / sqrt(biased var + eps),
  * written to save_mean and save_invstd. */
 void nn_batchnorm_stats(nn_ctx *ctx, const float *x, int64_t N, int64_t C,
