@@ -672,6 +672,9 @@ local function call_layer(self, i, method, a, b)
   return r, r2
 end
 
+-- The C BatchNorm layers (their forward_relu also serves eval mode).
+local BN = {BatchNorm2d = true, BatchNorm1d = true}
+
 -- True when children i, i + 1 are a BatchNorm and a ReLU (plain C layers)
 -- whose output goes to a plain C child i + 2: the pair then runs as one
 -- pass that keeps only the BatchNorm's input, the ReLU's output being
@@ -679,14 +682,9 @@ end
 -- arithmetic).  Nobody else sees that output, so it is released as soon as
 -- child i + 2 has consumed it.
 local function fusable(self, i, n)
-  if i + 2 > n then return false end
-  local t = c_type(rawget(self, i))
-  return (t == "BatchNorm2d" or t == "BatchNorm1d") and c_type(rawget(self, i + 1)) == "ReLU"
+  return i + 2 <= n and BN[c_type(rawget(self, i))] and c_type(rawget(self, i + 1)) == "ReLU"
     and plain_c(rawget(self, i + 2))
 end
-
--- The C BatchNorm layers (their forward_relu also serves eval mode).
-local BN = {BatchNorm2d = true, BatchNorm1d = true}
 
 -- True when children i, i + 1, i + 2 are a Conv2d, a BatchNorm2d and a ReLU
 -- (plain C layers): in eval mode the BatchNorm and the ReLU are then applied
@@ -716,9 +714,10 @@ end
 -- BatchNorm + ReLU (see fusable), and for a PURE child's output computed
 -- from such an output, the recipe to recompute it.  In eval mode nothing is
 -- kept (a backward then reruns forward), and a BatchNorm followed by a ReLU
--- runs as one pass, within the convolution before them if there is one.  Activations made by one C child
--- and consumed by another are seen by nobody else: they are released as
--- soon as they are dead, so that their memory is reused at once.
+-- runs as one pass, within the convolution before them if there is one.
+-- Activations made by one C child and consumed by another are seen by
+-- nobody else: they are released as soon as they are dead, so that their
+-- memory is reused at once.
 function Sequential:forward(x)
   release_kept(self, x)
   rawset(self, "_inputs", nil)
@@ -733,16 +732,18 @@ function Sequential:forward(x)
   while i <= n do
     local m = rawget(self, i)
     local y, yrecipe, step = nil, nil, 1
+    -- x made by the plain C child before and seen by nobody else
+    local made = not recipe and i > 1 and x ~= x0 and plain_c(rawget(self, i - 1))
     if keep then
       inputs[i] = recipe or x
-      own[i] = not recipe and i > 1 and x ~= x0 and plain_c(rawget(self, i - 1))
+      own[i] = made
     end
     local fused = not keep and eval_fusable(self, i, n)
       and call_layer(self, i, "forward_bn_relu", rawget(self, i + 1)._c, x)
     if fused then
       -- eval: Conv2d + BatchNorm2d + ReLU in one pass
       y = fused
-      if i > 1 and x ~= x0 and plain_c(rawget(self, i - 1)) then release(x) end
+      if made then release(x) end
       step = 3
     elseif keep and not recipe and fusable(self, i, n) then
       local coef
@@ -753,7 +754,7 @@ function Sequential:forward(x)
     elseif not keep and i < n and BN[c_type(m)] and c_type(rawget(self, i + 1)) == "ReLU" then
       -- eval: BatchNorm + ReLU in one pass (its output is seen by nobody)
       y = call_layer(self, i, "forward_relu", x)
-      if i > 1 and x ~= x0 and plain_c(rawget(self, i - 1)) then release(x) end
+      if made then release(x) end
       step = 2
     else
       y = call_child(self, i, "forward", x)
@@ -761,7 +762,7 @@ function Sequential:forward(x)
         -- a pure function of a recomputable output: recomputable too
         yrecipe = {child = i, of = recipe}
       end
-      if not recipe and i > 1 and x ~= x0 and y ~= x and plain_c(m) and plain_c(rawget(self, i - 1)) then
+      if made and y ~= x and plain_c(m) then
         if not keep then
           release(x)
         elseif i < n and inputs[i - 1] ~= x and plain_c(rawget(self, i + 1)) and c_type(m) == "ReLU" then
