@@ -378,22 +378,32 @@ static int act_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
   return 0;
 }
 
-static int act_backward(nn_layer *l, nn_tensor *x, nn_tensor *gy,
-                        nn_tensor **gx, nn_error *err) {
-  act_layer *a = (act_layer *)l;
-  if (!nn_tensor_same_shape(gy, x)) {
-    char xs[160], gs[160];
-    nn_tensor_shape_str(x, xs, sizeof xs);
-    nn_tensor_shape_str(gy, gs, sizeof gs);
-    return nn_seterr(err, "expected grad_output of shape %s, got %s", xs, gs);
-  }
-  nn_tensor *g = nn_layer_grad_input(l, x->ndim, x->shape, err);
-  if (!g) return -1;
+/* -1 with err unless gy has x's shape. */
+static int check_grad_shape(const nn_tensor *x, const nn_tensor *gy,
+                            nn_error *err) {
+  if (nn_tensor_same_shape(gy, x)) return 0;
+  char xs[160], gs[160];
+  nn_tensor_shape_str(x, xs, sizeof xs);
+  nn_tensor_shape_str(gy, gs, sizeof gs);
+  return nn_seterr(err, "expected grad_output of shape %s, got %s", xs, gs);
+}
+
+/* gx = the backward of activation layer l at x for gy (gx may be gy). */
+static void backward_into(act_layer *a, const nn_tensor *x,
+                          const nn_tensor *gy, nn_tensor *gx) {
   int64_t rows, cols;
   rows_cols(x, &rows, &cols);
   if (rows > 0)
-    ACTS[a->kind].backward(l->ctx, nn_data(x), nn_data(gy), nn_data(g), rows,
-                           cols, a->param);
+    ACTS[a->kind].backward(a->base.ctx, nn_data(x), nn_data(gy), nn_data(gx),
+                           rows, cols, a->param);
+}
+
+static int act_backward(nn_layer *l, nn_tensor *x, nn_tensor *gy,
+                        nn_tensor **gx, nn_error *err) {
+  if (check_grad_shape(x, gy, err)) return -1;
+  nn_tensor *g = nn_layer_grad_input(l, x->ndim, x->shape, err);
+  if (!g) return -1;
+  backward_into((act_layer *)l, x, gy, g);
   *gx = g;
   return 0;
 }
@@ -443,7 +453,7 @@ nn_layer *nn_activation_new(nn_ctx *ctx, nn_act_kind kind, float param,
 
 int nn_activation_backward_inplace(nn_layer *l, nn_tensor *x, nn_tensor *gy,
                                    nn_error *err) {
-  int kind = -1;
+  int kind = -1; /* l's kind, when l is an activation layer */
   for (int k = 0; k < NUM_ACTS; k++)
     if (l->ops == &ACT_OPS_TABLE[k]) kind = k;
   if (kind < 0 || kind == NN_ACT_SOFTMAX || kind == NN_ACT_LOG_SOFTMAX)
@@ -453,16 +463,7 @@ int nn_activation_backward_inplace(nn_layer *l, nn_tensor *x, nn_tensor *gy,
     return nn_seterr(err, "input and grad_output must be contiguous");
   if (x->storage == gy->storage)
     return nn_seterr(err, "grad_output must not share memory with input");
-  if (!nn_tensor_same_shape(gy, x)) {
-    char xs[160], gs[160];
-    nn_tensor_shape_str(x, xs, sizeof xs);
-    nn_tensor_shape_str(gy, gs, sizeof gs);
-    return nn_seterr(err, "expected grad_output of shape %s, got %s", xs, gs);
-  }
-  int64_t rows, cols;
-  rows_cols(x, &rows, &cols);
-  if (rows > 0)
-    ACTS[kind].backward(l->ctx, nn_data(x), nn_data(gy), nn_data(gy), rows,
-                        cols, ((act_layer *)l)->param);
+  if (check_grad_shape(x, gy, err)) return -1;
+  backward_into((act_layer *)l, x, gy, gy);
   return 0;
 }
