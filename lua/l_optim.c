@@ -13,6 +13,7 @@ static nn_tensor *checkparam(lua_State *L, int i) {
   if (!nn_tensor_is_contiguous(p))
     luaL_argerror(L, i, "parameter must be contiguous");
   if (!p->grad) luaL_argerror(L, i, "parameter has no gradient");
+  nn_tensor_touch(p); /* the step writes it */
   return p;
 }
 
@@ -23,6 +24,7 @@ static float *checkstate(lua_State *L, int i, int64_t n, int optional) {
   nn_tensor *s = l_checktensor(L, i);
   if (!nn_tensor_is_contiguous(s) || nn_tensor_numel(s) != n)
     luaL_argerror(L, i, "state tensor does not match the parameter");
+  nn_tensor_touch(s);
   return nn_data(s);
 }
 

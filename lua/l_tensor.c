@@ -280,6 +280,7 @@ static int l_set(lua_State *L) {
   nn_tensor *t = l_checktensor(L, 1);
   float v = (float)luaL_checknumber(L, 2);
   *check_element(L, t, 3) = v;
+  nn_tensor_touch(t);
   return return_self(L);
 }
 
@@ -705,9 +706,10 @@ static int l_narrow(lua_State *L) {
 /* Fills t with v: in parallel when contiguous (zero_grad clears every
  * gradient each step: 4 ms on one thread for VGG16's 15M parameters). */
 static void fill(lua_State *L, nn_tensor *t, float v) {
-  if (nn_tensor_is_contiguous(t))
+  if (nn_tensor_is_contiguous(t)) {
+    nn_tensor_touch(t);
     nn_fill_value(l_ctx(L), nn_data(t), nn_tensor_numel(t), v);
-  else
+  } else
     nn_tensor_fill_(t, v);
 }
 

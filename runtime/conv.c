@@ -322,10 +322,35 @@ void nn_conv2d_forward_kernel_ep(int nthreads, const nn_conv2d_geom *g,
                                  const float *x, const float *w,
                                  const float *b, const nn_conv_epilogue *ep,
                                  float *y, float *ws) {
+  nn_conv2d_forward_prepared(nthreads, g, x, w, NULL, b, ep, y, ws);
+}
+
+int64_t nn_conv2d_prepared_size(const nn_conv2d_geom *g) {
+  if (g->n <= 0 || g->cin * g->cout == 0) return 0;
+  return nn_winograd_suits(g) ? nn_winograd_weights_size(g) : 0;
+}
+
+int64_t nn_conv2d_prepared_key(const nn_conv2d_geom *g) {
+  return nn_winograd_suits(g) ? nn_winograd_tile(g) : 0;
+}
+
+void nn_conv2d_prepare(int nthreads, const nn_conv2d_geom *g, const float *w,
+                       float *pw) {
+  if (nn_conv2d_prepared_size(g) > 0) nn_winograd_weights(nthreads, g, w, pw);
+}
+
+void nn_conv2d_forward_prepared(int nthreads, const nn_conv2d_geom *g,
+                                const float *x, const float *w,
+                                const float *pw, const float *b,
+                                const nn_conv_epilogue *ep, float *y,
+                                float *ws) {
   int64_t slot = g->cin * g->kh * g->kw * g->ho * g->wo;
   if (g->n <= 0 || slot == 0 || g->cout == 0) return;
   if (nn_winograd_suits(g)) {
-    nn_winograd_forward_ep(nthreads, g, x, w, b, ep, y, ws);
+    if (pw)
+      nn_winograd_forward_u(nthreads, g, x, pw, b, ep, y, ws);
+    else
+      nn_winograd_forward_ep(nthreads, g, x, w, b, ep, y, ws);
     return;
   }
   if (forward_batched(g)) {
@@ -586,7 +611,45 @@ typedef struct conv2d {
   int64_t cin, cout;
   int kh, kw, sh, sw, ph, pw;
   int bias;
+  /* Eval mode only: the weight's prepared form (nn_conv2d_prepare), valid
+   * while the weight's storage keeps the version stamp it was made from
+   * (see nn_storage); freed by the next forward in training mode. */
+  float *prep;
+  int64_t prep_key;
+  uint64_t prep_version;
+  const float *prep_src;
 } conv2d;
+
+/* Drops c's prepared weights. */
+static void drop_prepared(conv2d *c) {
+  nn_free_floats(c->prep);
+  c->prep = NULL;
+}
+
+/* The prepared weights for g in eval mode, made or remade when the weight
+ * changed since; NULL when training, when g's path has none, or when out of
+ * memory (the forward then prepares them in its workspace, as in
+ * training). */
+static const float *prepared(conv2d *c, const nn_conv2d_geom *g) {
+  nn_tensor *w = c->base.params[0].t;
+  int64_t size = c->base.training ? 0 : nn_conv2d_prepared_size(g);
+  if (size == 0) {
+    drop_prepared(c);
+    return NULL;
+  }
+  int64_t key = nn_conv2d_prepared_key(g);
+  if (c->prep && c->prep_key == key && c->prep_src == nn_data(w) &&
+      c->prep_version == w->storage->version)
+    return c->prep;
+  drop_prepared(c);
+  c->prep = nn_alloc_floats(size, NULL);
+  if (!c->prep) return NULL;
+  nn_conv2d_prepare(c->base.ctx->num_threads, g, nn_data(w), c->prep);
+  c->prep_key = key;
+  c->prep_src = nn_data(w);
+  c->prep_version = w->storage->version;
+  return c->prep;
+}
 
 /* Checks x ([N, cin, H, W] or [cin, H, W]) and fills g (n = 1 when
  * unbatched). */
@@ -652,9 +715,9 @@ static int forward_ep(nn_layer *l, nn_tensor *x, const nn_conv_epilogue *ep,
   nn_tensor *out = nn_layer_output(l, output_shape(&g, x, shape), shape, err);
   if (!out) return -1;
   const nn_tensor *b = c->bias ? l->params[1].t : NULL;
-  nn_conv2d_forward_kernel_ep(l->ctx->num_threads, &g, nn_data(x),
-                              nn_data(l->params[0].t), b ? nn_data(b) : NULL,
-                              ep, nn_data(out), ws);
+  nn_conv2d_forward_prepared(l->ctx->num_threads, &g, nn_data(x),
+                             nn_data(l->params[0].t), prepared(c, &g),
+                             b ? nn_data(b) : NULL, ep, nn_data(out), ws);
   *y = out;
   return 0;
 }
@@ -710,13 +773,14 @@ static void conv2d_extra_repr(const nn_layer *l, char *buf, size_t n) {
   if (!c->bias) snprintf(buf + k, n - (size_t)k, ", bias=False");
 }
 
+static void conv2d_destroy(nn_layer *l) { drop_prepared((conv2d *)l); }
 
 static const nn_layer_ops conv2d_ops = {
     .type = "Conv2d",
     .forward = conv2d_forward,
     .backward = conv2d_backward,
     .extra_repr = conv2d_extra_repr,
-    .destroy = NULL,
+    .destroy = conv2d_destroy,
 };
 
 int nn_conv2d_bn_relu_forward(nn_layer *l, const nn_layer *bn, nn_tensor *x,

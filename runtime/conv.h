@@ -88,6 +88,25 @@ void nn_conv2d_forward_kernel_ep(int nthreads, const nn_conv2d_geom *g,
                                  const float *b, const nn_conv_epilogue *ep,
                                  float *y, float *ws);
 
+/* Prepared weights: a form of w that the forward path for g computes from w
+ * on every call (Winograd's transformed weights), which a caller may keep
+ * while w is unchanged and pass to nn_conv2d_forward_prepared instead.
+ * nn_conv2d_prepared_size is its size in floats (0: the path has none);
+ * nn_conv2d_prepared_key identifies its layout, so prepared weights serve
+ * any geometry with the same channels, kernel and key.
+ * nn_conv2d_prepare fills pw from w. */
+int64_t nn_conv2d_prepared_size(const nn_conv2d_geom *g);
+int64_t nn_conv2d_prepared_key(const nn_conv2d_geom *g);
+void nn_conv2d_prepare(int nthreads, const nn_conv2d_geom *g, const float *w,
+                       float *pw);
+/* nn_conv2d_forward_kernel_ep with the prepared weights pw of w (NULL: from
+ * w itself); the same result bit for bit. */
+void nn_conv2d_forward_prepared(int nthreads, const nn_conv2d_geom *g,
+                                const float *x, const float *w,
+                                const float *pw, const float *b,
+                                const nn_conv_epilogue *ep, float *y,
+                                float *ws);
+
 /* Gradients of y = conv(x, w) + b given gy = dL/dy [n, cout, ho, wo]:
  *   gx (if not NULL) is OVERWRITTEN with dL/dx [n, cin, h, w];
  *   gw (if not NULL) ACCUMULATES dL/dw [cout, cin, kh, kw];

@@ -361,6 +361,14 @@ static void set_contiguous_strides(nn_tensor *t) {
   }
 }
 
+/* A fresh version stamp: process-wide, never repeated. */
+static uint64_t next_version(void) {
+  static uint64_t last;
+  return __atomic_add_fetch(&last, 1, __ATOMIC_RELAXED);
+}
+
+void nn_tensor_touch(nn_tensor *t) { t->storage->version = next_version(); }
+
 nn_tensor *nn_tensor_empty(int ndim, const int64_t *shape, nn_error *err) {
   int64_t n = checked_numel(ndim, shape, err);
   if (n < 0) return NULL;
@@ -376,6 +384,7 @@ nn_tensor *nn_tensor_empty(int ndim, const int64_t *shape, nn_error *err) {
   s->data = data;
   s->size = n;
   s->refcount = 1;
+  s->version = next_version();
   t->storage = s;
   t->ndim = ndim;
   for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
@@ -604,6 +613,7 @@ nn_tensor *nn_tensor_narrow(nn_tensor *t, int dim, int64_t start, int64_t len,
 }
 
 void nn_tensor_fill_(nn_tensor *t, float v) {
+  nn_tensor_touch(t);
   if (nn_tensor_is_contiguous(t)) {
     float *d = nn_data(t);
     int64_t n = nn_tensor_numel(t);
@@ -622,6 +632,7 @@ int nn_tensor_copy_(nn_tensor *dst, const nn_tensor *src, nn_error *err) {
     return nn_seterr(err, "copy_: cannot copy a tensor of shape %s into %s", b,
                      a);
   }
+  nn_tensor_touch(dst);
   if (dst->storage == src->storage) {
     /* Overlapping storage: go through a temporary. */
     nn_tensor *tmp = nn_tensor_clone(src, err);
@@ -652,6 +663,7 @@ int nn_tensor_add_(nn_tensor *t, const nn_tensor *u, float alpha,
     nn_tensor_shape_str(u, b, sizeof b);
     return nn_seterr(err, "add_: shapes %s and %s differ", a, b);
   }
+  nn_tensor_touch(t);
   nn_tensor *tmp = NULL;
   if (t->storage == u->storage) {
     tmp = nn_tensor_clone(u, err);
@@ -676,6 +688,7 @@ int nn_tensor_add_(nn_tensor *t, const nn_tensor *u, float alpha,
 }
 
 void nn_tensor_mul_scalar_(nn_tensor *t, float s) {
+  nn_tensor_touch(t);
   if (nn_tensor_is_contiguous(t)) {
     float *d = nn_data(t);
     int64_t n = nn_tensor_numel(t);

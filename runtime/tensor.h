@@ -29,11 +29,16 @@ typedef struct nn_error {
 int nn_seterr(nn_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* A refcounted block of floats, 64-byte aligned. */
+/* A refcounted block of floats, 64-byte aligned.  version is a stamp
+ * unique across all storages of the process, renewed by every in-place write
+ * (nn_tensor_touch): equal stamps mean the same storage with the same
+ * contents, so a cache derived from a tensor (a Conv2d's transformed weights
+ * in eval mode) stays valid while the stamp it was built from does. */
 typedef struct nn_storage {
   float *data;
   int64_t size; /* in floats */
   int refcount;
+  uint64_t version;
 } nn_storage;
 
 typedef struct nn_tensor {
@@ -53,6 +58,11 @@ typedef struct nn_tensor {
 static inline float *nn_data(const nn_tensor *t) {
   return t->storage->data + t->offset;
 }
+
+/* Renews t's storage version stamp.  Every write into an existing tensor
+ * that may be a parameter (in-place ops, optimizer steps, element stores)
+ * must call it, before or after writing, for caches keyed on the stamp. */
+void nn_tensor_touch(nn_tensor *t);
 
 /* Allocates 64-byte aligned memory for n floats; NULL (with err) on failure. */
 float *nn_alloc_floats(int64_t n, nn_error *err);

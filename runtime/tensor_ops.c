@@ -199,6 +199,7 @@ nn_tensor *nn_tensor_scalar_binop(nn_ctx *ctx, nn_binop op, float s,
 
 int nn_tensor_binop_(nn_ctx *ctx, nn_binop op, nn_tensor *a, const nn_tensor *b,
                      nn_error *err) {
+  nn_tensor_touch(a);
   int ok = b->ndim <= a->ndim;
   for (int k = 0; ok && k < b->ndim; k++) {
     int64_t sb = b->shape[k], sa = a->shape[k + a->ndim - b->ndim];
@@ -228,6 +229,7 @@ int nn_tensor_binop_(nn_ctx *ctx, nn_binop op, nn_tensor *a, const nn_tensor *b,
 }
 
 void nn_tensor_binop_scalar_(nn_ctx *ctx, nn_binop op, nn_tensor *a, float s) {
+  nn_tensor_touch(a);
   int64_t as[NN_MAX_DIMS], zeros[NN_MAX_DIMS] = {0};
   broadcast_strides(a, a->ndim, as);
   elem_op e = {0, op, NN_EXP};
@@ -612,10 +614,12 @@ static int random_fill(nn_ctx *ctx, nn_tensor *t, int normal, float p, float q,
 
 int nn_tensor_uniform_(nn_ctx *ctx, nn_tensor *t, float lo, float hi,
                        nn_error *err) {
+  nn_tensor_touch(t);
   return random_fill(ctx, t, 0, lo, hi, err);
 }
 
 int nn_tensor_normal_(nn_ctx *ctx, nn_tensor *t, float mean, float std,
                       nn_error *err) {
+  nn_tensor_touch(t);
   return random_fill(ctx, t, 1, mean, std, err);
 }

@@ -855,20 +855,23 @@ void nn_winograd_forward(int nthreads, const nn_conv2d_geom *g, const float *x,
   nn_winograd_forward_ep(nthreads, g, x, w, b, NULL, y, ws);
 }
 
-void nn_winograd_forward_ep(int nthreads, const nn_conv2d_geom *g,
-                            const float *x, const float *w, const float *b,
-                            const nn_conv_epilogue *ep, float *y, float *ws) {
+/* The forward pass: with the transformed weights u when given (w unused),
+ * else transforming w into the workspace first. */
+static void forward(int nthreads, const nn_conv2d_geom *g, const float *x,
+                    const float *w, const float *ug, const float *b,
+                    const nn_conv_epilogue *ep, float *y, float *ws) {
   plan p;
   make_plan(g, &p);
   if (p.rows == 0) return;
   int alone = p.alone;
   int64_t slot = p.np * (p.vs + p.zs);
-  float *u = ws;
-  float *chunks = u + p.np * p.us;
+  float *uw = ws; /* the transformed weights when not given */
+  float *chunks = uw + p.np * p.us;
   float *rows = chunks + (alone ? nthreads : 1) * slot;
+  const float *u = ug ? ug : uw;
 #pragma omp parallel num_threads(nthreads)
   {
-    transform_weights(g, &p, w, u);
+    if (!ug) transform_weights(g, &p, w, uw);
     float *buf = thread_rows(&p, rows);
     if (alone) {
       float *v = chunks + omp_get_thread_num() * slot, *z = v + p.np * p.vs;
@@ -897,6 +900,38 @@ void nn_winograd_forward_ep(int nthreads, const nn_conv2d_geom *g,
       }
     }
   }
+}
+
+void nn_winograd_forward_ep(int nthreads, const nn_conv2d_geom *g,
+                            const float *x, const float *w, const float *b,
+                            const nn_conv_epilogue *ep, float *y, float *ws) {
+  forward(nthreads, g, x, w, NULL, b, ep, y, ws);
+}
+
+void nn_winograd_forward_u(int nthreads, const nn_conv2d_geom *g,
+                           const float *x, const float *u, const float *b,
+                           const nn_conv_epilogue *ep, float *y, float *ws) {
+  forward(nthreads, g, x, NULL, u, b, ep, y, ws);
+}
+
+int64_t nn_winograd_weights_size(const nn_conv2d_geom *g) {
+  plan p;
+  make_plan(g, &p);
+  return p.np * p.us;
+}
+
+int nn_winograd_tile(const nn_conv2d_geom *g) {
+  plan p;
+  make_plan(g, &p);
+  return p.m;
+}
+
+void nn_winograd_weights(int nthreads, const nn_conv2d_geom *g,
+                         const float *w, float *u) {
+  plan p;
+  make_plan(g, &p);
+#pragma omp parallel num_threads(nthreads)
+  transform_weights(g, &p, w, u);
 }
 
 /* The backward pass of the tile rows [r0, r0 + nr) on one thread: dU

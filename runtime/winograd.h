@@ -39,6 +39,21 @@ void nn_winograd_forward_ep(int nthreads, const nn_conv2d_geom *g,
                             const float *x, const float *w, const float *b,
                             const nn_conv_epilogue *ep, float *y, float *ws);
 
+/* The transformed weights U of w [cout, cin, 3, 3] for g, which depend only
+ * on the channel counts and the tile size (nn_winograd_tile: 2 or 4, from
+ * the output size), so a caller can keep them while w does not change:
+ * nn_winograd_weights_size floats, filled by nn_winograd_weights. */
+int64_t nn_winograd_weights_size(const nn_conv2d_geom *g);
+int nn_winograd_tile(const nn_conv2d_geom *g);
+void nn_winograd_weights(int nthreads, const nn_conv2d_geom *g,
+                         const float *w, float *u);
+/* nn_winograd_forward_ep from transformed weights u (made by
+ * nn_winograd_weights for a geometry with the same channels and tile size);
+ * bit for bit the same result.  ws as for the forward. */
+void nn_winograd_forward_u(int nthreads, const nn_conv2d_geom *g,
+                           const float *x, const float *u, const float *b,
+                           const nn_conv_epilogue *ep, float *y, float *ws);
+
 /* Gradients of y = conv(x, w) given gy [n, cout, ho, wo]: gx (if not NULL) is
  * OVERWRITTEN with dL/dx, gw (if not NULL) ACCUMULATES dL/dw.  The bias
  * gradient is the caller's.  Same requirements as the forward. */

@@ -1,0 +1,99 @@
+-- Conv2d in eval mode keeps its weight's prepared form (Winograd's
+-- transformed weights) between calls.  It may never show: every output is
+-- bit for bit the training-mode output computed from the weight as it is
+-- now, whatever wrote to the weight in between.
+local nn = require "nn"
+
+-- The largest absolute difference between a and b (same shapes).
+local function max_abs_diff(a, b)
+  assert.are.same(a:shape(), b:shape())
+  local d = (a - b):abs():max()
+  return type(d) == "number" and d or d:item()
+end
+
+-- A Conv2d in training mode (which prepares nothing) for reference outputs.
+local twin
+
+-- conv's output on x (conv stays in eval mode all along, so its cache is
+-- only ever refreshed by a weight change), checked bit for bit against the
+-- training-mode twin given conv's current weights; returns it.
+local function checked(conv, x, what)
+  local e = conv:forward(x):clone()
+  twin:load_state_dict(conv:state_dict())
+  assert.are.equal(0, max_abs_diff(e, twin:forward(x)), what)
+  return e
+end
+
+describe("Conv2d's eval-mode weight cache", function()
+  -- 32 channels take the Winograd path: F(2x2) on 4x4 outputs, F(4x4) on 8x8.
+  local function setup(seed)
+    nn.manual_seed(seed)
+    twin = nn.Conv2d(32, 32, 3, {padding = 1})
+    local conv = nn.Conv2d(32, 32, 3, {padding = 1})
+    conv:eval()
+    return conv, nn.randn(2, 32, 4, 4), nn.randn(2, 32, 8, 8)
+  end
+
+  it("gives the training-mode output, call after call, for both tile sizes", function()
+
+    local conv, x4, x8 = setup(1)
+    local a = checked(conv, x4, "4x4")
+    local b = checked(conv, x8, "8x8")
+    assert.are.equal(0, max_abs_diff(a, checked(conv, x4, "4x4 again")))
+    assert.are.equal(0, max_abs_diff(b, checked(conv, x8, "8x8 again")))
+    conv:train()
+    assert.are.equal(0, max_abs_diff(a, conv:forward(x4)))
+    conv:eval()
+    assert.are.equal(0, max_abs_diff(b, checked(conv, x8, "8x8 after train")))
+  end)
+
+  -- Each write changes the weight; the next eval output, on the same input
+  -- size (so the same prepared form), must follow it.
+  local writes = {
+    {"fill_", function(w) w:fill_(0.01) end},
+    {"zero_", function(w) w:zero_() end},
+    {"copy_", function(w) w:copy_(nn.randn(32, 32, 3, 3)) end},
+    {"add_ (tensor)", function(w) w:add_(nn.randn(32, 32, 3, 3), 0.5) end},
+    {"add_ (number)", function(w) w:add_(0.25) end},
+    {"mul_ (tensor)", function(w) w:mul_(nn.randn(32, 32, 3, 3)) end},
+    {"mul_ (number)", function(w) w:mul_(-2) end},
+    {"set", function(w) w:set(7, 1, 1, 2, 2) end},
+    {"uniform_", function(w) w:uniform_(-1, 1) end},
+    {"normal_", function(w) w:normal_() end},
+    {"a view's fill_", function(w) w:narrow(1, 3, 4):fill_(1) end},
+    {"a reshaped view's mul_", function(w) w:reshape(32, 288):narrow(2, 1, 9):mul_(3) end},
+  }
+  for _, case in ipairs(writes) do
+    it("follows " .. case[1] .. " on the weight", function()
+      local conv, _, x8 = setup(2)
+      local before = checked(conv, x8)
+      case[2](conv:parameters()[1])
+      assert.is_true(max_abs_diff(before, checked(conv, x8, case[1])) > 0)
+    end)
+  end
+
+  it("follows load_state_dict", function()
+    local conv, x4 = setup(3)
+    local other = nn.Conv2d(32, 32, 3, {padding = 1})
+    local before = checked(conv, x4)
+    conv:load_state_dict(other:state_dict())
+    local after = checked(conv, x4, "after load_state_dict")
+    assert.is_true(max_abs_diff(before, after) > 0)
+    assert.are.equal(0, max_abs_diff(after, other:forward(x4)))
+  end)
+
+  for _, name in ipairs{"SGD", "Adam"} do
+    it("follows " .. name .. " steps taken between evaluations", function()
+      local conv, _, x8 = setup(4)
+      local opt = nn.optim[name](conv:parameters(), {lr = 0.1, momentum = name == "SGD" and 0.9 or nil})
+      for step = 1, 3 do
+        local before = checked(conv, x8)
+        opt:zero_grad()
+        conv:backward(x8, nn.ones(2, 32, 8, 8))
+        opt:step()
+        local after = checked(conv, x8, name .. " step " .. step)
+        assert.is_true(max_abs_diff(before, after) > 0)
+      end
+    end)
+  end
+end)
