@@ -5,10 +5,12 @@
  *
  * prints the best of 8 rounds (3 calls each) of the forward and of the
  * backward (gx and gw) kernel, the path nn_conv2d_*_kernel takes for the
- * geometry (Winograd F(4x4) or F(2x2), or im2col), and the achieved
+ * geometry (Winograd F(4x4) or F(2x2), dense or im2col), and the achieved
  * GFLOPS counted two ways: as a direct convolution's multiply-adds, and as
  * the multiply-adds the path actually does (Winograd: 36 per 16 or 16 per 4
- * outputs instead of 9 each).  Inputs are deterministic, weights random. */
+ * outputs instead of 9 each; dense: cin * h * w per output), then the
+ * forward in eval mode, from weights prepared once (nn_conv2d_prepare).
+ * Inputs are deterministic, weights random. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,11 +28,11 @@ static void fill(float *a, int64_t n, unsigned seed) {
   }
 }
 
-/* Seconds of the best of 8 rounds of 3 calls of the forward (bwd = 0) or
- * backward kernel. */
+/* Seconds of the best of 8 rounds of 3 calls of the forward (bwd = 0; from
+ * the prepared weights pw when not NULL) or backward kernel. */
 static double best_time(int nt, const nn_conv2d_geom *g, const float *x,
-                        const float *w, const float *b, float *y, float *gx,
-                        float *gw, float *ws, int bwd) {
+                        const float *w, const float *pw, const float *b,
+                        float *y, float *gx, float *gw, float *ws, int bwd) {
   double best = 1e30;
   for (int round = 0; round < 8; round++) {
     double t0 = omp_get_wtime();
@@ -38,7 +40,7 @@ static double best_time(int nt, const nn_conv2d_geom *g, const float *x,
       if (bwd)
         nn_conv2d_backward_kernel(nt, g, x, w, y, gx, gw, NULL, ws);
       else
-        nn_conv2d_forward_kernel(nt, g, x, w, b, y, ws);
+        nn_conv2d_forward_prepared(nt, g, x, w, pw, b, NULL, y, ws);
     }
     double t = (omp_get_wtime() - t0) / 3;
     if (t < best) best = t;
@@ -85,27 +87,35 @@ int main(int argc, char **argv) {
   }
   fill(x, xs, 1);
   fill(wt, wn, 2);
-  double fwd = best_time(nt, &g, x, wt, b, y, gx, gw, ws, 0);
+  double fwd = best_time(nt, &g, x, wt, NULL, b, y, gx, gw, ws, 0);
+  /* eval mode: the layer keeps the prepared weights between calls */
+  int64_t pn = nn_conv2d_prepared_size(&g);
+  float *pw = pn > 0 ? malloc(sizeof(float) * (size_t)pn) : NULL;
+  double eval = fwd;
+  if (pw) {
+    nn_conv2d_prepare(nt, &g, wt, pw);
+    eval = best_time(nt, &g, x, wt, pw, b, y, gx, gw, ws, 0);
+  }
   fill(y, ys, 3); /* the backward reads y as grad_output */
-  double bwd = best_time(nt, &g, x, wt, b, y, gx, gw, ws, 1);
+  double bwd = best_time(nt, &g, x, wt, NULL, b, y, gx, gw, ws, 1);
   double direct = 2.0 * (double)ys * (double)(cin * k * k);
   double done = direct;
-  const char *path = "im2col";
+  const char *path = nn_conv2d_path(&g, 0);
+  if (path[0] == 'd') /* the dense map: every entry, padding taps excluded */
+    done = 2.0 * (double)(n * cout * g.ho * g.wo) * (double)(cin * h * w);
   if (nn_winograd_suits(&g)) {
-    int big = g.ho >= 8 && g.wo >= 8 && cin <= 512 && cout <= 512;
-    int m = big ? 4 : 2;
+    int m = nn_winograd_tile(&g);
     int64_t tiles = n * ((g.ho + m - 1) / m) * ((g.wo + m - 1) / m);
     done = 2.0 * (double)tiles * (double)((m + 2) * (m + 2)) *
            (double)(cin * cout);
-    path = big ? "Winograd F(4x4)" : "Winograd F(2x2)";
   }
   printf("%lld x %lld->%lld %lldx%lld k%d pad%d, %d thread(s), %s: "
          "forward %.2f ms (%.0f GFLOPS direct, %.0f done), backward %.2f ms "
-         "(%.0f direct, %.0f done)\n",
+         "(%.0f direct, %.0f done), eval-mode forward %.2f ms (%s)\n",
          (long long)n, (long long)cin, (long long)cout, (long long)h,
          (long long)w, k, pad, nt, path, fwd * 1e3, direct / fwd / 1e9,
          done / fwd / 1e9, bwd * 1e3, 2 * direct / bwd / 1e9,
-         2 * done / bwd / 1e9);
-  free(x), free(gx), free(y), free(wt), free(gw), free(b), free(ws);
+         2 * done / bwd / 1e9, eval * 1e3, nn_conv2d_path(&g, pw != NULL));
+  free(x), free(gx), free(y), free(wt), free(gw), free(b), free(ws), free(pw);
   return 0;
 }

@@ -89,7 +89,8 @@ void nn_conv2d_forward_kernel_ep(int nthreads, const nn_conv2d_geom *g,
                                  float *y, float *ws);
 
 /* Prepared weights: a form of w that the forward path for g computes from w
- * on every call (Winograd's transformed weights), which a caller may keep
+ * on every call (Winograd's transformed weights; for inputs no larger than
+ * the kernel, the convolution as one dense matrix), which a caller may keep
  * while w is unchanged and pass to nn_conv2d_forward_prepared instead.
  * nn_conv2d_prepared_size is its size in floats (0: the path has none);
  * nn_conv2d_prepared_key identifies its layout, so prepared weights serve
@@ -100,12 +101,18 @@ int64_t nn_conv2d_prepared_key(const nn_conv2d_geom *g);
 void nn_conv2d_prepare(int nthreads, const nn_conv2d_geom *g, const float *w,
                        float *pw);
 /* nn_conv2d_forward_kernel_ep with the prepared weights pw of w (NULL: from
- * w itself); the same result bit for bit. */
+ * w itself).  Winograd's result is the same bit for bit; the dense matrix
+ * is multiplied in one gemm instead of by blocks (or instead of im2col, for
+ * batches of fewer than 16 samples), so its result differs by rounding. */
 void nn_conv2d_forward_prepared(int nthreads, const nn_conv2d_geom *g,
                                 const float *x, const float *w,
                                 const float *pw, const float *b,
                                 const nn_conv_epilogue *ep, float *y,
                                 float *ws);
+
+/* The name of the path the kernels take for g ("Winograd F(4x4)",
+ * "Winograd F(2x2)", "dense" or "im2col"), with prepared weights or not. */
+const char *nn_conv2d_path(const nn_conv2d_geom *g, int prepared);
 
 /* Gradients of y = conv(x, w) + b given gy = dL/dy [n, cout, ho, wo]:
  *   gx (if not NULL) is OVERWRITTEN with dL/dx [n, cin, h, w];
