@@ -110,16 +110,23 @@ void nn_batchnorm_stats(nn_ctx *ctx, const float *x, int64_t N, int64_t C,
   }
 }
 
-/* Mean and biased variance of a channel from its per-plane shifted sums
- * part[2 * (n * C + c) + {0, 1}] (shift k), summed over n in order. */
-static void reduce_moments(const double *part, int64_t N, int64_t C,
-                           int64_t HW, int64_t c, float k, double *mean,
-                           double *var) {
-  double s1 = 0.0, s2 = 0.0;
+/* acc[2 c + j] = sum over n in order of part[2 (n C + c) + j], j = 0, 1:
+ * the per-plane sums of every channel, streamed in memory order (per
+ * channel they lie 2 C doubles apart, a stride that thrashed the cache:
+ * with 2 threads BatchNorm over [64, 512, 4, 4] took 0.78 ms, not 0.46). */
+static void sum_planes(const double *part, int64_t N, int64_t C,
+                       double *acc) {
+  for (int64_t i = 0; i < 2 * C; i++) acc[i] = 0.0;
   for (int64_t n = 0; n < N; n++) {
-    s1 += part[2 * (n * C + c)];
-    s2 += part[2 * (n * C + c) + 1];
+    const double *pn = part + 2 * n * C;
+    for (int64_t i = 0; i < 2 * C; i++) acc[i] += pn[i];
   }
+}
+
+/* Mean and biased variance of a channel from the sums s1, s2 of its values
+ * shifted by k. */
+static void reduce_moments(double s1, double s2, int64_t N, int64_t HW,
+                           float k, double *mean, double *var) {
   double M = (double)(N * HW), d = s1 / M;
   double v = s2 / M - d * d;
   *mean = k + d;
@@ -154,7 +161,7 @@ static void forward_train(nn_ctx *ctx, const float *x, int64_t N, int64_t C,
    * channel, normalisation per plane) stream through memory; the planes of
    * one channel are C * HW apart and would thrash the cache's sets. */
   int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
-  double *part = malloc((size_t)(2 * N * C) * sizeof(double));
+  double *part = malloc((size_t)(2 * N * C + 2 * C * nt) * sizeof(double));
   float *coef = malloc((size_t)(3 * C * nt + C) * sizeof(float));
   if (!part || !coef) { /* per channel, needing no memory */
     free(part);
@@ -189,9 +196,12 @@ static void forward_train(nn_ctx *ctx, const float *x, int64_t N, int64_t C,
     }
     int tid = omp_get_thread_num();
     float *cf = coef + 3 * C * tid;
+    double *acc = part + 2 * N * C + 2 * C * tid;
+    sum_planes(part, N, C, acc);
     for (int64_t c = 0; c < C; c++) {
       double mean, var;
-      reduce_moments(part, N, C, HW, c, shift[c], &mean, &var);
+      reduce_moments(acc[2 * c], acc[2 * c + 1], N, HW, shift[c], &mean,
+                     &var);
       if (tid == 0)
         store_stats(c, mean, var, M, momentum, eps, running_mean, running_var,
                     save_mean, save_invstd);
@@ -296,7 +306,7 @@ void nn_batchnorm_backward_train(nn_ctx *ctx, const float *x, const float *gy,
   /* As the forward: sums per plane, then per channel (by every thread, one
    * barrier), then gx per plane. */
   int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
-  double *part = malloc((size_t)(2 * N * C) * sizeof(double));
+  double *part = malloc((size_t)(2 * N * C + 2 * C * nt) * sizeof(double));
   float *coef = malloc((size_t)(3 * C * nt) * sizeof(float));
   if (!part || !coef) {
     free(part);
@@ -325,12 +335,10 @@ void nn_batchnorm_backward_train(nn_ctx *ctx, const float *x, const float *gy,
     }
     int tid = omp_get_thread_num();
     float *cf = coef + 3 * C * tid;
+    double *acc = part + 2 * N * C + 2 * C * tid;
+    sum_planes(part, N, C, acc);
     for (int64_t c = 0; c < C; c++) {
-      double sg = 0.0, sgx = 0.0;
-      for (int64_t n = 0; n < N; n++) {
-        sg += part[2 * (n * C + c)];
-        sgx += part[2 * (n * C + c) + 1];
-      }
+      double sg = acc[2 * c], sgx = acc[2 * c + 1];
       float invstd = save_invstd[c];
       sgx *= invstd;
       if (tid == 0 && gweight) gweight[c] += (float)sgx;
