@@ -104,7 +104,7 @@ int main(int argc, char **argv) {
   if (path[0] == 'd') /* the dense map: every entry, padding taps excluded */
     done = 2.0 * (double)(n * cout * g.ho * g.wo) * (double)(cin * h * w);
   if (nn_winograd_suits(&g)) {
-    int m = nn_winograd_tile(&g);
+    int m = nn_winograd_tile(&g, 0);
     int64_t tiles = n * ((g.ho + m - 1) / m) * ((g.wo + m - 1) / m);
     done = 2.0 * (double)tiles * (double)((m + 2) * (m + 2)) *
            (double)(cin * cout);

@@ -514,7 +514,8 @@ static void dense_backward(int nthreads, const nn_conv2d_geom *g,
 
 const char *nn_conv2d_path(const nn_conv2d_geom *g, int prepared) {
   if (nn_winograd_suits(g))
-    return nn_winograd_tile(g) == 4 ? "Winograd F(4x4)" : "Winograd F(2x2)";
+    return nn_winograd_tile(g, prepared) == 4 ? "Winograd F(4x4)"
+                                              : "Winograd F(2x2)";
   if ((prepared && dense_fits(g)) || dense_unprepared(g)) return "dense";
   return "im2col";
 }
@@ -540,7 +541,7 @@ int64_t nn_conv2d_prepared_size(const nn_conv2d_geom *g) {
 }
 
 int64_t nn_conv2d_prepared_key(const nn_conv2d_geom *g) {
-  if (nn_winograd_suits(g)) return nn_winograd_tile(g);
+  if (nn_winograd_suits(g)) return nn_winograd_tile(g, 1);
   /* the dense map's layout follows the input size */
   return dense_fits(g) ? (g->h << 32) + (g->w << 4) + 8 : 0;
 }
@@ -805,7 +806,8 @@ void nn_conv2d_backward_kernel(int nthreads, const nn_conv2d_geom *g,
   int64_t slot = g->cin * g->kh * g->kw * g->ho * g->wo;
   if (g->n <= 0) return;
   if (slot == 0 || g->cout == 0) {
-    if (gx) memset(gx, 0, (size_t)(g->n * g->cin * g->h * g->w) * sizeof(float));
+    if (gx)
+      memset(gx, 0, (size_t)(g->n * g->cin * g->h * g->w) * sizeof(float));
     return;
   }
   if (gb) grad_bias(nthreads, g, gy, gb);

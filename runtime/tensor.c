@@ -121,7 +121,8 @@ static void range_remove(int i) {
  * is left. */
 static int range_insert(int i, size_t off, size_t len, int res) {
   if (res) free_res += len;
-  int left = i > 0 && fr[i - 1].res == res && fr[i - 1].off + fr[i - 1].len == off;
+  int left = i > 0 && fr[i - 1].res == res &&
+             fr[i - 1].off + fr[i - 1].len == off;
   int right = i < fr_n && fr[i].res == res && off + len == fr[i].off;
   if (left) {
     fr[i - 1].len += len;

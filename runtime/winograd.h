@@ -40,16 +40,21 @@ void nn_winograd_forward_ep(int nthreads, const nn_conv2d_geom *g,
                             const nn_conv_epilogue *ep, float *y, float *ws);
 
 /* The transformed weights U of w [cout, cin, 3, 3] for g, which depend only
- * on the channel counts and the tile size (nn_winograd_tile: 2 or 4, from
- * the output size), so a caller can keep them while w does not change:
- * nn_winograd_weights_size floats, filled by nn_winograd_weights. */
+ * on the channel counts and the tile size, so a caller can keep them while w
+ * does not change: nn_winograd_weights_size floats, filled by
+ * nn_winograd_weights.  nn_winograd_tile is the output tile size (2 or 4,
+ * from the output size) of the kernels that transform the weights
+ * themselves (prepared = 0) or take them (prepared = 1: F(4x4) from 4x4
+ * outputs, since the weight transform is no longer paid per call). */
 int64_t nn_winograd_weights_size(const nn_conv2d_geom *g);
-int nn_winograd_tile(const nn_conv2d_geom *g);
+int nn_winograd_tile(const nn_conv2d_geom *g, int prepared);
 void nn_winograd_weights(int nthreads, const nn_conv2d_geom *g,
                          const float *w, float *u);
 /* nn_winograd_forward_ep from transformed weights u (made by
- * nn_winograd_weights for a geometry with the same channels and tile size);
- * bit for bit the same result.  ws as for the forward. */
+ * nn_winograd_weights for a geometry with the same channels and prepared
+ * tile size): the same result bit for bit when the tile size is the same as
+ * without (outputs 8 or more wide and high), else to rounding.  ws as for
+ * the forward. */
 void nn_winograd_forward_u(int nthreads, const nn_conv2d_geom *g,
                            const float *x, const float *u, const float *b,
                            const nn_conv_epilogue *ep, float *y, float *ws);

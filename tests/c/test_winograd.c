@@ -79,13 +79,20 @@ static void check_case(int64_t n, int64_t cin, int64_t cout, int64_t h,
   int64_t wsz = nn_winograd_workspace_size(&g, 2);
   float *ws = malloc(sizeof(float) * (size_t)wsz);
   nn_winograd_forward(2, &g, x, wt, b, y, ws);
+  /* the forward from weights transformed beforehand (eval mode), whose
+   * tiles are F(4x4) from 4x4 outputs */
+  float *u = malloc(sizeof(float) * (size_t)nn_winograd_weights_size(&g));
+  float *yu = malloc(sizeof(float) * (size_t)ys);
+  nn_winograd_weights(2, &g, wt, u);
+  nn_winograd_forward_u(2, &g, x, u, b, NULL, yu, ws);
   for (int64_t i = 0; i < ws9; i++) gw[i] = 0.5f; /* accumulates */
   nn_winograd_backward(2, &g, x, wt, gy, gx, gw, ws);
   direct(&g, x, wt, b, gy, ry, rgx, rgw);
   double ey = 0, my = 0, ex = 0, mx = 0, ew = 0, mw = 0;
   for (int64_t i = 0; i < ys; i++) {
-    double d = fabs(y[i] - ry[i]);
+    double d = fabs(y[i] - ry[i]), du = fabs(yu[i] - ry[i]);
     if (d > ey) ey = d;
+    if (du > ey) ey = du;
     if (fabs(ry[i]) > my) my = fabs(ry[i]);
   }
   for (int64_t i = 0; i < xs; i++) {
@@ -112,7 +119,7 @@ static void check_case(int64_t n, int64_t cin, int64_t cout, int64_t h,
   CHECK(ex <= tol * mx);
   CHECK(ew <= tol * mw);
   free(x), free(wt), free(b), free(gy), free(y), free(gx), free(gw);
-  free(ry), free(rgx), free(rgw), free(ws);
+  free(ry), free(rgx), free(rgw), free(ws), free(u), free(yu);
 }
 
 static void test_winograd_direct(void) {
@@ -123,6 +130,7 @@ static void test_winograd_direct(void) {
   check_case(2, 4, 3, 2, 2, 1);    /* VGG's last blocks */
   check_case(4, 40, 36, 9, 10, 1); /* several chunks, both paths */
   check_case(64, 64, 64, 4, 4, 1); /* many tiles, 16 per image row */
+  check_case(3, 40, 40, 5, 4, 1);  /* F(4x4) when given U: partial tiles */
   /* F(4x4): outputs of at least 8 x 8 */
   check_case(2, 3, 4, 11, 9, 1);    /* partial tiles on both sides */
   check_case(1, 2, 3, 10, 12, 0);   /* no padding: 8x10 output */
