@@ -132,11 +132,12 @@ static int l_layer_recompute_relu(lua_State *L) {
 
 /* conv:forward_bn_relu(bn, x) -> y or nil: relu(bn:forward(conv:forward(x)))
  * in one pass, for an eval-mode BatchNorm2d bn over conv's output channels
- * and a 4-D x; nil when they do not fit together, for the caller to run the
- * layers one by one (nn_conv2d_bn_relu_forward). */
+ * (nil: relu(conv:forward(x))) and a 4-D x; nil when they do not fit
+ * together, for the caller to run the layers one by one
+ * (nn_conv2d_bn_relu_forward). */
 static int l_layer_forward_bn_relu(lua_State *L) {
   nn_layer *l = checklayer(L, 1);
-  nn_layer *bn = checklayer(L, 2);
+  nn_layer *bn = lua_isnil(L, 2) ? NULL : checklayer(L, 2);
   nn_tensor *xc = contiguous_arg(L, l, 3), *y = NULL;
   nn_error err;
   int rc = nn_conv2d_bn_relu_forward(l, bn, xc, &y, &err);

@@ -1030,8 +1030,12 @@ int nn_conv2d_bn_relu_forward(nn_layer *l, const nn_layer *bn, nn_tensor *x,
   float *coef = malloc(3 * (size_t)c->cout * sizeof(float));
   if (!coef) return nn_seterr(err, "out of memory");
   nn_conv_epilogue ep = {coef, coef + c->cout, coef + 2 * c->cout};
-  if (!nn_batchnorm_eval_coefficients(bn, c->cout, coef, coef + c->cout,
-                                      coef + 2 * c->cout)) {
+  if (!bn) { /* (v - 0) * 1 + 0 is v exactly: the ReLU alone */
+    for (int64_t o = 0; o < c->cout; o++)
+      coef[o] = 0.0f, coef[c->cout + o] = 1.0f, coef[2 * c->cout + o] = 0.0f;
+  } else if (!nn_batchnorm_eval_coefficients(bn, c->cout, coef,
+                                             coef + c->cout,
+                                             coef + 2 * c->cout)) {
     free(coef);
     return 0;
   }

@@ -149,9 +149,9 @@ int nn_batchnorm_relu_recompute(nn_layer *l, nn_tensor *x,
  * uses, y = (x - mean) * scale + shift, and returns 1; otherwise 0. */
 int nn_batchnorm_eval_coefficients(const nn_layer *l, int64_t c, float *mean,
                                    float *scale, float *shift);
-/* Conv2d layer conv followed by BatchNorm2d bn (eval mode) and a ReLU, in
- * one pass: *y (owned) receives relu(bn(conv(x))) bit for bit, the
- * BatchNorm and ReLU applied as each output row is written.  When they do
+/* Conv2d layer conv followed by BatchNorm2d bn (eval mode; NULL: none) and
+ * a ReLU, in one pass: *y (owned) receives relu(bn(conv(x))) bit for bit,
+ * the BatchNorm and ReLU applied as each output row is written.  When they do
  * not fit together (bn not a BatchNorm2d in eval mode over conv's output
  * channels, or x not 4-D) *y is NULL and 0 is returned, for the caller to
  * run the layers one by one.  x must be contiguous.  -1 with err when conv

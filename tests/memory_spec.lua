@@ -146,6 +146,28 @@ describe("Sequential memory savings", function()
                      "in module 2 (BatchNorm2d) of Sequential: expected input of shape [N, 5, H, W], got [2, 4, 3, 3]")
   end)
 
+  it("in eval mode run Conv2d + ReLU as one pass, bit for bit, on every convolution path", function()
+    -- 32 channels: Winograd at 8x8 and 4x4, the dense map at 2x2; 3: im2col
+    for _, case in ipairs{{32, 8}, {32, 4}, {32, 2}, {3, 8}} do
+      local c, s = case[1], case[2]
+      nn.manual_seed(12)
+      local function net()
+        return nn.Sequential{nn.Conv2d(c, 32, 3, {padding = 1}), nn.ReLU(),
+                             nn.Conv2d(32, 32, 3, {padding = 1}), nn.BatchNorm2d(32), nn.ReLU(),
+                             nn.Conv2d(32, 16, 3, {padding = 1}), nn.ReLU()}
+      end
+      local a, b = net(), net()
+      b:load_state_dict(a:state_dict())
+      a:eval(); b:eval()
+      local x = nn.randn(3, c, s, s)
+      local y, want = a:forward(x), by_hand(b, x, nn.zeros(3, 16, s, s))
+      assert_same(y, want, c .. " channels at " .. s .. "x" .. s)
+      local function num(v) return type(v) == "number" and v or v:item() end
+      assert.are.equal(0, -num(y:neg():max()), "ReLU applied")
+      assert.is_true(num(y:max()) > 0)
+    end
+  end)
+
   it("never change a tensor the caller or a Lua child holds", function()
     -- Keeps what it sees, as a forward hook would.
     local Keep = nn.Module:extend("Keep")

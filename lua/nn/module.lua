@@ -686,13 +686,17 @@ local function fusable(self, i, n)
     and plain_c(rawget(self, i + 2))
 end
 
--- True when children i, i + 1, i + 2 are a Conv2d, a BatchNorm2d and a ReLU
--- (plain C layers): in eval mode the BatchNorm and the ReLU are then applied
--- as the convolution writes its output (Conv2d's forward_bn_relu, which
--- declines when they do not fit together).
+-- How many children from i (3, 2, or 0 for none) are a Conv2d, a
+-- BatchNorm2d and a ReLU, or a Conv2d and a ReLU (plain C layers): in eval
+-- mode the BatchNorm (if any) and the ReLU are then applied as the
+-- convolution writes its output (Conv2d's forward_bn_relu, which declines
+-- when they do not fit together).
 local function eval_fusable(self, i, n)
-  return i + 2 <= n and c_type(rawget(self, i)) == "Conv2d"
-    and c_type(rawget(self, i + 1)) == "BatchNorm2d" and c_type(rawget(self, i + 2)) == "ReLU"
+  if i + 1 > n or c_type(rawget(self, i)) ~= "Conv2d" then return 0 end
+  local t1 = c_type(rawget(self, i + 1))
+  if t1 == "ReLU" then return 2 end
+  if t1 == "BatchNorm2d" and i + 2 <= n and c_type(rawget(self, i + 2)) == "ReLU" then return 3 end
+  return 0
 end
 
 -- C layers whose forward is a pure function of the input (no state, no
@@ -714,7 +718,8 @@ end
 -- BatchNorm + ReLU (see fusable), and for a PURE child's output computed
 -- from such an output, the recipe to recompute it.  In eval mode nothing is
 -- kept (a backward then reruns forward), and a BatchNorm followed by a ReLU
--- runs as one pass, within the convolution before them if there is one.
+-- runs as one pass, within the convolution before them if there is one (as
+-- does a ReLU right after a convolution).
 -- Activations made by one C child and consumed by another are seen by
 -- nobody else: they are released as soon as they are dead, so that their
 -- memory is reused at once.
@@ -738,13 +743,14 @@ function Sequential:forward(x)
       inputs[i] = recipe or x
       own[i] = made
     end
-    local fused = not keep and eval_fusable(self, i, n)
-      and call_layer(self, i, "forward_bn_relu", rawget(self, i + 1)._c, x)
+    local span = not keep and eval_fusable(self, i, n) or 0
+    local fused = span > 0
+      and call_layer(self, i, "forward_bn_relu", span == 3 and rawget(self, i + 1)._c or nil, x)
     if fused then
-      -- eval: Conv2d + BatchNorm2d + ReLU in one pass
+      -- eval: Conv2d (+ BatchNorm2d) + ReLU in one pass
       y = fused
       if made then release(x) end
-      step = 3
+      step = span
     elseif keep and not recipe and fusable(self, i, n) then
       local coef
       y, coef = call_layer(self, i, "forward_relu", x)
