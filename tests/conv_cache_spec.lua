@@ -6,12 +6,8 @@
 -- weight in between.
 local nn = require "nn"
 
--- The largest absolute difference between a and b (same shapes).
-local function max_abs_diff(a, b)
-  assert.are.same(a:shape(), b:shape())
-  local d = (a - b):abs():max()
-  return type(d) == "number" and d or d:item()
-end
+local H = require "helpers"
+local max_abs_diff = H.max_abs_diff
 
 -- A Conv2d in training mode (which prepares nothing) for reference outputs.
 local twin

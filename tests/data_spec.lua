@@ -22,7 +22,8 @@ end
 
 local function shape(t) return table.concat(t:shape(), "x") end
 
-local function max_abs_diff(a, b) return (a - b):abs():max():item() end
+local H = require "helpers"
+local max_abs_diff = H.max_abs_diff
 
 -- A small dataset whose samples are their own indices: get(i) -> tensor
 -- {i}, label i; with a batch fast path unless `plain`.

@@ -121,6 +121,15 @@ function H.f32(x)
   return (string.unpack("f", string.pack("f", x)))
 end
 
+-- The largest absolute difference between tensors a and b, which must have
+-- the same shape (a number).
+function H.max_abs_diff(a, b)
+  assert(same_shape(a:shape(), b:shape()), "shapes differ: " .. H.shape_str(a:shape())
+         .. " and " .. H.shape_str(b:shape()))
+  local d = (a - b):abs():max()
+  return type(d) == "number" and d or d:item()
+end
+
 -- Error criterion of the reference tests: the largest absolute difference
 -- divided by the largest magnitude of the reference (floored at `floor`,
 -- default 1e-3):

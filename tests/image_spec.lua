@@ -11,7 +11,8 @@ teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
 
 local function path(name) return dir .. "/" .. name end
 
-local function max_abs_diff(a, b) return (a - b):abs():max():item() end
+local H = require "helpers"
+local max_abs_diff = H.max_abs_diff
 
 local function shape(t) return table.concat(t:shape(), "x") end
 

@@ -5,11 +5,8 @@
 -- the children run one by one, and no tensor a user holds ever changes.
 local nn = require "nn"
 
-local function max_abs_diff(a, b)
-  assert.are.same(a:shape(), b:shape())
-  local d = (a - b):abs():max()
-  return type(d) == "number" and d or d:item()
-end
+local H = require "helpers"
+local max_abs_diff = H.max_abs_diff
 
 local function assert_same(a, b, what)
   assert.are.equal(0, max_abs_diff(a, b), what)

@@ -4,10 +4,8 @@ local nn = require "nn"
 
 local function shape(t) return table.concat(t:shape(), "x") end
 
-local function max_abs_diff(a, b)
-  local d = (a - b):abs():max()
-  return type(d) == "number" and d or d:item()
-end
+local H = require "helpers"
+local max_abs_diff = H.max_abs_diff
 
 describe("layers", function()
   it("have PyTorch's parameter layouts and names", function()
