@@ -220,7 +220,7 @@ int64_t nn_winograd_workspace_size(const nn_conv2d_geom *g, int nthreads) {
   int64_t need = p.np * (ws * p.us + chunks) + t * p.scr;
   /* the forward from given weights: its chunks and scratch only */
   make_plan(g, 1, &q);
-  int64_t given = q.np * (q.us + (q.alone ? t : 1) * (q.vs + q.zs)) + t * q.scr;
+  int64_t given = q.np * (q.alone ? t : 1) * (q.vs + q.zs) + t * q.scr;
   return given > need ? given : need;
 }
 
@@ -875,7 +875,7 @@ static void forward(int nthreads, const nn_conv2d_geom *g, const float *x,
   int alone = p.alone;
   int64_t slot = p.np * (p.vs + p.zs);
   float *uw = ws; /* the transformed weights when not given */
-  float *chunks = uw + p.np * p.us;
+  float *chunks = ug ? ws : uw + p.np * p.us;
   float *rows = chunks + (alone ? nthreads : 1) * slot;
   const float *u = ug ? ug : uw;
 #pragma omp parallel num_threads(nthreads)
