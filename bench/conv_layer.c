@@ -8,7 +8,8 @@
  * geometry (Winograd F(4x4) or F(2x2), dense or im2col), and the achieved
  * GFLOPS counted two ways: as a direct convolution's multiply-adds, and as
  * the multiply-adds the path actually does (Winograd: 36 per 16 or 16 per 4
- * outputs instead of 9 each; dense: cin * h * w per output), then the
+ * outputs instead of 9 each; tap pairs: the taps that do not fall in the
+ * padding), then the
  * forward in eval mode, from weights prepared once (nn_conv2d_prepare).
  * Inputs are deterministic, weights random. */
 #include <omp.h>
@@ -101,8 +102,14 @@ int main(int argc, char **argv) {
   double direct = 2.0 * (double)ys * (double)(cin * k * k);
   double done = direct;
   const char *path = nn_conv2d_path(&g, 0);
-  if (path[0] == 'd') /* the dense map: every entry, padding taps excluded */
-    done = 2.0 * (double)(n * cout * g.ho * g.wo) * (double)(cin * h * w);
+  if (path[0] == 't') { /* tap pairs: padding taps excluded */
+    done = 0;
+    for (int64_t q = 0; q < g.ho * g.wo; q++)
+      for (int64_t r = 0; r < h * w; r++) {
+        int64_t ky = r / w - q / g.wo + pad, kx = r % w - q % g.wo + pad;
+        if (ky >= 0 && ky < k && kx >= 0 && kx < k) done += 2.0 * n * cin * cout;
+      }
+  }
   if (nn_winograd_suits(&g)) {
     int m = nn_winograd_tile(&g, 0);
     int64_t tiles = n * ((g.ho + m - 1) / m) * ((g.wo + m - 1) / m);

@@ -90,7 +90,7 @@ void nn_conv2d_forward_kernel_ep(int nthreads, const nn_conv2d_geom *g,
 
 /* Prepared weights: a form of w that the forward path for g computes from w
  * on every call (Winograd's transformed weights; for inputs no larger than
- * the kernel, the convolution as one dense matrix), which a caller may keep
+ * the kernel, the weights laid out by tap), which a caller may keep
  * while w is unchanged and pass to nn_conv2d_forward_prepared instead.
  * nn_conv2d_prepared_size is its size in floats (0: the path has none);
  * nn_conv2d_prepared_key identifies its layout, so prepared weights serve
@@ -101,9 +101,10 @@ int64_t nn_conv2d_prepared_key(const nn_conv2d_geom *g);
 void nn_conv2d_prepare(int nthreads, const nn_conv2d_geom *g, const float *w,
                        float *pw);
 /* nn_conv2d_forward_kernel_ep with the prepared weights pw of w (NULL: from
- * w itself).  Winograd's result is the same bit for bit; the dense matrix
- * is multiplied in one gemm instead of by blocks (or instead of im2col, for
- * batches of fewer than 16 samples), so its result differs by rounding. */
+ * w itself).  The result is the same bit for bit, except that with
+ * prepared weights Winograd takes F(4x4) on 4x4 outputs and the path by tap
+ * pairs serves batches of fewer than 16 samples (otherwise im2col's), whose
+ * results then differ by rounding. */
 void nn_conv2d_forward_prepared(int nthreads, const nn_conv2d_geom *g,
                                 const float *x, const float *w,
                                 const float *pw, const float *b,
@@ -111,7 +112,7 @@ void nn_conv2d_forward_prepared(int nthreads, const nn_conv2d_geom *g,
                                 float *ws);
 
 /* The name of the path the kernels take for g ("Winograd F(4x4)",
- * "Winograd F(2x2)", "dense" or "im2col"), with prepared weights or not. */
+ * "Winograd F(2x2)", "taps" or "im2col"), with prepared weights or not. */
 const char *nn_conv2d_path(const nn_conv2d_geom *g, int prepared);
 
 /* Gradients of y = conv(x, w) + b given gy = dL/dy [n, cout, ho, wo]:

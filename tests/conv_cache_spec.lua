@@ -1,8 +1,8 @@
 -- Conv2d in eval mode keeps its weight's prepared form (Winograd's
--- transformed weights; for inputs no larger than the kernel, the dense
--- matrix of the whole map) between calls.  It may never show: every output
+-- transformed weights; for inputs no larger than the kernel, the weights
+-- laid out by tap) between calls.  It may never show: every output
 -- is the training-mode output computed from the weight as it is now (bit for
--- bit for Winograd, to rounding for the dense matrix), whatever wrote to the
+-- bit when the path is the same, to rounding when it is not), whatever wrote to the
 -- weight in between.
 local nn = require "nn"
 
@@ -104,8 +104,9 @@ describe("Conv2d's eval-mode weight cache", function()
   end
 end)
 
-describe("Conv2d's eval-mode dense map", function()
-  -- 2x2 inputs with a 3x3 kernel: the whole convolution as one matrix.
+describe("Conv2d's eval-mode weights by tap", function()
+  -- 2x2 inputs with a 3x3 kernel: one gemm per pair of positions; batches
+  -- of fewer than 16 samples take im2col in training.
   local function setup(seed, n)
     nn.manual_seed(seed)
     twin = nn.Conv2d(24, 40, 3, {padding = 1})

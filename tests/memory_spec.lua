@@ -144,7 +144,7 @@ describe("Sequential memory savings", function()
   end)
 
   it("in eval mode run Conv2d + ReLU as one pass, bit for bit, on every convolution path", function()
-    -- 32 channels: Winograd at 8x8 and 4x4, the dense map at 2x2; 3: im2col
+    -- 32 channels: Winograd at 8x8 and 4x4, tap pairs at 2x2; 3: im2col
     for _, case in ipairs{{32, 8}, {32, 4}, {32, 2}, {3, 8}} do
       local c, s = case[1], case[2]
       nn.manual_seed(12)

@@ -483,11 +483,14 @@ static const conv_case path_cases[] = {
     {2, 64, 4, 4, 48, 3, 3, 1, 1, 0, 0, 0},   /* ... no padding, no bias */
     {5, 1, 20, 17, 8, 3, 3, 1, 1, 1, 1, 1},   /* shallow (k <= 32), batched */
     {3, 3, 24, 24, 16, 3, 3, 2, 2, 1, 1, 0},  /* ... strided, no bias */
-    {20, 8, 2, 2, 6, 3, 3, 1, 1, 1, 1, 1},    /* dense map: input <= kernel */
-    {17, 5, 1, 1, 7, 3, 3, 1, 1, 1, 1, 0},    /* ... 1x1 input, no bias */
+    {20, 8, 2, 2, 6, 3, 3, 1, 1, 1, 1, 1},    /* tap pairs: input <= kernel */
+    {17, 5, 1, 1, 7, 3, 3, 1, 1, 1, 1, 0},    /* ... 1x1 input, 8 taps unused */
     {16, 4, 3, 3, 5, 3, 3, 2, 2, 1, 1, 1},    /* ... stride 2 */
     {16, 3, 2, 3, 4, 2, 3, 1, 1, 1, 0, 1},    /* ... rectangular */
-    {16, 256, 2, 2, 70, 3, 3, 1, 1, 1, 1, 1}, /* ... 3 blocks each way */
+    {16, 256, 2, 2, 70, 3, 3, 1, 1, 1, 1, 1}, /* ... wider channels */
+    {16, 3, 1, 1, 4, 1, 1, 1, 1, 1, 1, 1},    /* ... outputs in the padding */
+    {16, 600, 1, 1, 8, 3, 3, 1, 1, 1, 1, 0},  /* ... 2 blocks of dX columns */
+    {16, 8, 2, 2, 600, 3, 3, 1, 1, 1, 1, 1},  /* ... 2 blocks of Y, dW */
 };
 
 /* Forward, grad_input and grad_weight of the path cases against direct
@@ -651,7 +654,8 @@ static void test_conv_threads(void) {
       {9, 64, 4, 4, 32, 3, 3, 1, 1, 1, 1, 1},  /* ... on chunks */
       {6, 3, 12, 12, 64, 3, 3, 1, 1, 1, 1, 1}, /* gw by runs of samples, */
       {5, 1, 14, 14, 32, 3, 3, 1, 1, 1, 1, 1}, /* transposed or not */
-      {16, 256, 2, 2, 70, 3, 3, 1, 1, 1, 1, 1}, /* dense map, 3 blocks */
+      {16, 256, 2, 2, 70, 3, 3, 1, 1, 1, 1, 1}, /* tap pairs */
+      {16, 8, 2, 2, 600, 3, 3, 1, 1, 1, 1, 1},  /* ... in 2 blocks */
   };
   nn_error err;
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
