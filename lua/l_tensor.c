@@ -709,8 +709,9 @@ static void fill(lua_State *L, nn_tensor *t, float v) {
   if (nn_tensor_is_contiguous(t)) {
     nn_tensor_touch(t);
     nn_fill_value(l_ctx(L), nn_data(t), nn_tensor_numel(t), v);
-  } else
+  } else {
     nn_tensor_fill_(t, v);
+  }
 }
 
 /* t:fill_(v) -> t */

@@ -55,8 +55,9 @@
 /* Inputs no larger than the kernel (h * w <= kh * kw: VGG16's 2x2 layers at
  * 32x32) take the path by tap pairs when the batch has at least TAPS_MIN_N
  * samples, or in eval mode whatever the batch (see taps_forward), with at
- * most TAPS_POSITIONS input and output positions; its gemms are cut into
- * blocks of TAPS_COLS columns. */
+ * most TAPS_POSITIONS input and output positions (it makes a gemm per pair
+ * of them); its gemms are cut into blocks of TAPS_COLS columns (measured
+ * best at 512 on VGG's 512-channel layers: fewer, larger gemms). */
 #define TAPS_MIN_N 16
 #define TAPS_POSITIONS 64
 #define TAPS_COLS 512
@@ -330,7 +331,7 @@ static void forward_chunks(int nthreads, const nn_conv2d_geom *g,
  * in the kernel, on the whole batch, with no unfolding and no
  * multiplications by padding (im2col on a 2x2 input with a 3x3 kernel
  * spends 5 of every 9 on it; VGG16's 512-channel 2x2 layers, batch 64:
- * forward 7.7 -> 4.7 ms, backward 14.8 -> 8.5 ms).  The weights are laid
+ * forward 7.7 -> 4.7-4.9 ms, backward 14.8 -> 8.8-10.2 ms).  The weights are laid
  * out by tap (wt [kh*kw][cout][cin]: the prepared form a Conv2d keeps in
  * eval mode), the batch by position (xr [h*w][n][cin], yq [ho*wo][n][cout]).
  * Backward: dX_r = sum over q of dY_q W_t(q,r), dW_t = sum over the pairs
