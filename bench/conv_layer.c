@@ -17,7 +17,6 @@
 #include <stdlib.h>
 
 #include "../runtime/conv.h"
-#include "../runtime/winograd.h"
 
 void openblas_set_num_threads(int n);
 
@@ -100,22 +99,8 @@ int main(int argc, char **argv) {
   fill(y, ys, 3); /* the backward reads y as grad_output */
   double bwd = best_time(nt, &g, x, wt, NULL, b, y, gx, gw, ws, 1);
   double direct = 2.0 * (double)ys * (double)(cin * k * k);
-  double done = direct;
+  double done = 2.0 * nn_conv2d_path_macs(&g, 0);
   const char *path = nn_conv2d_path(&g, 0);
-  if (path[0] == 't') { /* tap pairs: padding taps excluded */
-    done = 0;
-    for (int64_t q = 0; q < g.ho * g.wo; q++)
-      for (int64_t r = 0; r < h * w; r++) {
-        int64_t ky = r / w - q / g.wo + pad, kx = r % w - q % g.wo + pad;
-        if (ky >= 0 && ky < k && kx >= 0 && kx < k) done += 2.0 * n * cin * cout;
-      }
-  }
-  if (nn_winograd_suits(&g)) {
-    int m = nn_winograd_tile(&g, 0);
-    int64_t tiles = n * ((g.ho + m - 1) / m) * ((g.wo + m - 1) / m);
-    done = 2.0 * (double)tiles * (double)((m + 2) * (m + 2)) *
-           (double)(cin * cout);
-  }
   printf("%lld x %lld->%lld %lldx%lld k%d pad%d, %d thread(s), %s: "
          "forward %.2f ms (%.0f GFLOPS direct, %.0f done), backward %.2f ms "
          "(%.0f direct, %.0f done), eval-mode forward %.2f ms (%s)\n",

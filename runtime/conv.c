@@ -331,9 +331,9 @@ static void forward_chunks(int nthreads, const nn_conv2d_geom *g,
  * in the kernel, on the whole batch, with no unfolding and no
  * multiplications by padding (im2col on a 2x2 input with a 3x3 kernel
  * spends 5 of every 9 on it; VGG16's 512-channel 2x2 layers, batch 64:
- * forward 7.7 -> 4.7-4.9 ms, backward 14.8 -> 8.8-10.2 ms).  The weights are laid
- * out by tap (wt [kh*kw][cout][cin]: the prepared form a Conv2d keeps in
- * eval mode), the batch by position (xr [h*w][n][cin], yq [ho*wo][n][cout]).
+ * forward 7.7 -> 4.7-4.9 ms, backward 14.8 -> 8.8-10.2 ms).  The weights
+ * are laid out by tap (wt [kh*kw][cout][cin]: the prepared form a Conv2d
+ * keeps in eval mode), the batch by position (xr [h*w][n][cin], yq [ho*wo][n][cout]).
  * Backward: dX_r = sum over q of dY_q W_t(q,r), dW_t = sum over the pairs
  * of tap t of dY_q^T X_r.  Every gemm is cut into blocks of TAPS_COLS
  * columns that the threads share, and each block sums its pairs in a fixed
@@ -377,6 +377,27 @@ static int64_t taps_workspace(const nn_conv2d_geom *g) {
   return 2 * taps_wt(g) + 2 * taps_xr(g) + taps_yq(g);
 }
 
+/* Blocks of TAPS_COLS columns in width. */
+static int64_t taps_blocks(int64_t width) {
+  return (width + TAPS_COLS - 1) / TAPS_COLS;
+}
+
+/* Task k of a loop over (position, block of columns of width): returns the
+ * position, with the block's first column *j0 and its width *nj. */
+static int64_t taps_task(int64_t k, int64_t width, int64_t *j0,
+                         int64_t *nj) {
+  int64_t nb = taps_blocks(width);
+  *j0 = (k % nb) * TAPS_COLS;
+  *nj = width - *j0 < TAPS_COLS ? width - *j0 : TAPS_COLS;
+  return k / nb;
+}
+
+/* Zeroes rows x cols floats, rows ld apart (a sum over no pairs). */
+static void taps_zero(float *dst, int64_t rows, int64_t cols, int64_t ld) {
+  for (int64_t i = 0; i < rows; i++)
+    memset(dst + i * ld, 0, (size_t)cols * sizeof(float));
+}
+
 /* wt[t][o][c] = w[o][c][t]; omp-for over outputs. */
 static void taps_weights(const nn_conv2d_geom *g, const float *w, float *wt) {
   int64_t kk = g->kh * g->kw, plane = g->cout * g->cin;
@@ -409,18 +430,15 @@ static void taps_forward(int nthreads, const nn_conv2d_geom *g,
                          float *ws) {
   int64_t q = g->ho * g->wo, hw = g->h * g->w, n = g->n;
   int64_t plane = g->cout * g->cin;
-  int64_t nb = (g->cout + TAPS_COLS - 1) / TAPS_COLS;
-  float *wt = pw ? (float *)NULL : ws;
-  float *xr = ws + taps_wt(g), *yq = xr + taps_xr(g);
+  float *wt = ws, *xr = ws + taps_wt(g), *yq = xr + taps_xr(g);
   const float *wk = pw ? pw : wt;
 #pragma omp parallel num_threads(nthreads)
   {
     if (!pw) taps_weights(g, w, wt);
     taps_by_position(g, x, g->cin, hw, xr);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t k = 0; k < q * nb; k++) { /* Y_q's block of columns */
-      int64_t p = k / nb, j0 = (k % nb) * TAPS_COLS;
-      int64_t nj = g->cout - j0 < TAPS_COLS ? g->cout - j0 : TAPS_COLS;
+    for (int64_t k = 0; k < q * taps_blocks(g->cout); k++) {
+      int64_t j0, nj, p = taps_task(k, g->cout, &j0, &nj); /* Y_p's block */
       float *dst = yq + p * n * g->cout + j0;
       float beta = 0.0f;
       for (int64_t r = 0; r < hw; r++) {
@@ -430,9 +448,8 @@ static void taps_forward(int nthreads, const nn_conv2d_geom *g,
                 wk + t * plane + j0 * g->cin, g->cin, beta, dst, g->cout);
         beta = 1.0f;
       }
-      if (beta == 0.0f) /* every window of q lies in the padding */
-        for (int64_t i = 0; i < n; i++)
-          memset(dst + i * g->cout, 0, (size_t)nj * sizeof(float));
+      if (beta == 0.0f) /* every window of p lies in the padding */
+        taps_zero(dst, n, nj, g->cout);
     }
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; i++)
@@ -455,8 +472,6 @@ static void taps_backward(int nthreads, const nn_conv2d_geom *g,
   int64_t kk = g->kh * g->kw, plane = g->cout * g->cin;
   float *wt = ws, *gwt = wt + taps_wt(g), *xr = gwt + taps_wt(g);
   float *gxr = xr + taps_xr(g), *gyq = gxr + taps_xr(g);
-  int64_t nbi = (g->cin + TAPS_COLS - 1) / TAPS_COLS;
-  int64_t nbo = (g->cout + TAPS_COLS - 1) / TAPS_COLS;
 #pragma omp parallel num_threads(nthreads)
   {
     taps_by_position(g, gy, g->cout, q, gyq);
@@ -464,9 +479,8 @@ static void taps_backward(int nthreads, const nn_conv2d_geom *g,
     if (gw) taps_by_position(g, x, g->cin, hw, xr);
     if (gx) {
 #pragma omp for schedule(dynamic, 1) nowait
-      for (int64_t k = 0; k < hw * nbi; k++) { /* dX_r's block of columns */
-        int64_t r = k / nbi, j0 = (k % nbi) * TAPS_COLS;
-        int64_t nj = g->cin - j0 < TAPS_COLS ? g->cin - j0 : TAPS_COLS;
+      for (int64_t k = 0; k < hw * taps_blocks(g->cin); k++) {
+        int64_t j0, nj, r = taps_task(k, g->cin, &j0, &nj); /* dX_r's */
         float *dst = gxr + r * n * g->cin + j0;
         float beta = 0.0f;
         for (int64_t p = 0; p < q; p++) {
@@ -477,15 +491,13 @@ static void taps_backward(int nthreads, const nn_conv2d_geom *g,
           beta = 1.0f;
         }
         if (beta == 0.0f) /* r reaches no output */
-          for (int64_t i = 0; i < n; i++)
-            memset(dst + i * g->cin, 0, (size_t)nj * sizeof(float));
+          taps_zero(dst, n, nj, g->cin);
       }
     }
     if (gw) {
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t k = 0; k < kk * nbo; k++) { /* dW_t's block of rows */
-        int64_t t = k / nbo, j0 = (k % nbo) * TAPS_COLS;
-        int64_t nj = g->cout - j0 < TAPS_COLS ? g->cout - j0 : TAPS_COLS;
+      for (int64_t k = 0; k < kk * taps_blocks(g->cout); k++) {
+        int64_t j0, nj, t = taps_task(k, g->cout, &j0, &nj); /* dW_t's rows */
         float *dst = gwt + t * plane + j0 * g->cin;
         float beta = 0.0f;
         for (int64_t p = 0; p < q; p++)
@@ -496,7 +508,7 @@ static void taps_backward(int nthreads, const nn_conv2d_geom *g,
             beta = 1.0f;
           }
         if (beta == 0.0f) /* a tap no pair uses: no gradient */
-          memset(dst, 0, (size_t)(nj * g->cin) * sizeof(float));
+          taps_zero(dst, nj, g->cin, g->cin);
       }
 #pragma omp for schedule(static)
       for (int64_t o = 0; o < g->cout; o++)
@@ -506,7 +518,7 @@ static void taps_backward(int nthreads, const nn_conv2d_geom *g,
             k[t] += gwt[t * plane + o * g->cin + c];
         }
     } else {
-#pragma omp barrier
+#pragma omp barrier /* the dX loop ends with nowait */
     }
     if (gx) {
 #pragma omp for schedule(static)
@@ -528,17 +540,27 @@ const char *nn_conv2d_path(const nn_conv2d_geom *g, int prepared) {
   return "im2col";
 }
 
+double nn_conv2d_path_macs(const nn_conv2d_geom *g, int prepared) {
+  double pair = (double)g->n * (double)(g->cin * g->cout);
+  if (nn_winograd_suits(g)) { /* (m + 2)^2 products per tile */
+    int64_t m = nn_winograd_tile(g, prepared);
+    int64_t tiles = ((g->ho + m - 1) / m) * ((g->wo + m - 1) / m);
+    return pair * (double)(tiles * (m + 2) * (m + 2));
+  }
+  if ((prepared && taps_fits(g)) || taps_unprepared(g)) { /* a gemm a pair */
+    int64_t pairs = 0;
+    for (int64_t q = 0; q < g->ho * g->wo; q++)
+      for (int64_t r = 0; r < g->h * g->w; r++)
+        pairs += taps_tap(g, q, r) >= 0;
+    return pair * (double)pairs;
+  }
+  return pair * (double)(g->ho * g->wo * g->kh * g->kw);
+}
+
 void nn_conv2d_forward_kernel(int nthreads, const nn_conv2d_geom *g,
                               const float *x, const float *w, const float *b,
                               float *y, float *ws) {
-  nn_conv2d_forward_kernel_ep(nthreads, g, x, w, b, NULL, y, ws);
-}
-
-void nn_conv2d_forward_kernel_ep(int nthreads, const nn_conv2d_geom *g,
-                                 const float *x, const float *w,
-                                 const float *b, const nn_conv_epilogue *ep,
-                                 float *y, float *ws) {
-  nn_conv2d_forward_prepared(nthreads, g, x, w, NULL, b, ep, y, ws);
+  nn_conv2d_forward_prepared(nthreads, g, x, w, NULL, b, NULL, y, ws);
 }
 
 int64_t nn_conv2d_prepared_size(const nn_conv2d_geom *g) {
@@ -571,10 +593,7 @@ void nn_conv2d_forward_prepared(int nthreads, const nn_conv2d_geom *g,
   int64_t slot = g->cin * g->kh * g->kw * g->ho * g->wo;
   if (g->n <= 0 || slot == 0 || g->cout == 0) return;
   if (nn_winograd_suits(g)) {
-    if (pw)
-      nn_winograd_forward_u(nthreads, g, x, pw, b, ep, y, ws);
-    else
-      nn_winograd_forward_ep(nthreads, g, x, w, b, ep, y, ws);
+    nn_winograd_forward_ep(nthreads, g, x, w, pw, b, ep, y, ws);
     return;
   }
   if ((pw && taps_fits(g)) || taps_unprepared(g)) {
@@ -866,7 +885,6 @@ typedef struct conv2d {
   float *prep;
   int64_t prep_key;
   uint64_t prep_version;
-  const float *prep_src;
 } conv2d;
 
 /* Drops c's prepared weights. */
@@ -887,15 +905,13 @@ static const float *prepared(conv2d *c, const nn_conv2d_geom *g) {
     return NULL;
   }
   int64_t key = nn_conv2d_prepared_key(g);
-  if (c->prep && c->prep_key == key && c->prep_src == nn_data(w) &&
-      c->prep_version == w->storage->version)
+  if (c->prep && c->prep_key == key && c->prep_version == w->storage->version)
     return c->prep;
   drop_prepared(c);
   c->prep = nn_alloc_floats(size, NULL);
   if (!c->prep) return NULL;
   nn_conv2d_prepare(c->base.ctx->num_threads, g, nn_data(w), c->prep);
   c->prep_key = key;
-  c->prep_src = nn_data(w);
   c->prep_version = w->storage->version;
   return c->prep;
 }

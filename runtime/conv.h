@@ -82,12 +82,6 @@ static inline void nn_conv_epilogue_row(const nn_conv_epilogue *ep, int64_t c,
   nn_affine_relu(row, row, n, ep->mean[c], ep->scale[c], ep->shift[c]);
 }
 
-/* nn_conv2d_forward_kernel followed by ep (NULL: none) on every output. */
-void nn_conv2d_forward_kernel_ep(int nthreads, const nn_conv2d_geom *g,
-                                 const float *x, const float *w,
-                                 const float *b, const nn_conv_epilogue *ep,
-                                 float *y, float *ws);
-
 /* Prepared weights: a form of w that the forward path for g computes from w
  * on every call (Winograd's transformed weights; for inputs no larger than
  * the kernel, the weights laid out by tap), which a caller may keep
@@ -100,11 +94,12 @@ int64_t nn_conv2d_prepared_size(const nn_conv2d_geom *g);
 int64_t nn_conv2d_prepared_key(const nn_conv2d_geom *g);
 void nn_conv2d_prepare(int nthreads, const nn_conv2d_geom *g, const float *w,
                        float *pw);
-/* nn_conv2d_forward_kernel_ep with the prepared weights pw of w (NULL: from
- * w itself).  The result is the same bit for bit, except that with
- * prepared weights Winograd takes F(4x4) on 4x4 outputs and the path by tap
- * pairs serves batches of fewer than 16 samples (otherwise im2col's), whose
- * results then differ by rounding. */
+/* nn_conv2d_forward_kernel followed by ep (NULL: none) on every output,
+ * with the prepared weights pw of w (NULL: from w itself).  The result is
+ * the same bit for bit, except that with prepared weights Winograd takes
+ * F(4x4) on 4x4 outputs and the path by tap pairs serves batches of fewer
+ * than 16 samples (otherwise im2col's), whose results then differ by
+ * rounding. */
 void nn_conv2d_forward_prepared(int nthreads, const nn_conv2d_geom *g,
                                 const float *x, const float *w,
                                 const float *pw, const float *b,
@@ -112,8 +107,11 @@ void nn_conv2d_forward_prepared(int nthreads, const nn_conv2d_geom *g,
                                 float *ws);
 
 /* The name of the path the kernels take for g ("Winograd F(4x4)",
- * "Winograd F(2x2)", "taps" or "im2col"), with prepared weights or not. */
+ * "Winograd F(2x2)", "taps" or "im2col"), with prepared weights or not, and
+ * the multiply-adds its forward does (a direct convolution's count for
+ * im2col, fewer for the others). */
 const char *nn_conv2d_path(const nn_conv2d_geom *g, int prepared);
+double nn_conv2d_path_macs(const nn_conv2d_geom *g, int prepared);
 
 /* Gradients of y = conv(x, w) + b given gy = dL/dy [n, cout, ho, wo]:
  *   gx (if not NULL) is OVERWRITTEN with dL/dx [n, cin, h, w];

@@ -118,14 +118,18 @@ typedef struct plan {
   int split;          /* dU reuses U's memory (backward in two sweeps) */
 } plan;
 
+int nn_winograd_tile(const nn_conv2d_geom *g, int prepared) {
+  int64_t least = prepared ? PREPARED_BIG_MIN_SIZE : BIG_MIN_SIZE;
+  int big = g->ho >= least && g->wo >= least &&
+            g->cin <= BIG_MAX_CHANNELS && g->cout <= BIG_MAX_CHANNELS;
+  return big ? 4 : 2;
+}
+
 /* Fills p for g, with transformed weights given by the caller (prepared)
  * or not: the tile size, the chunks of the batch's tile rows and how threads
  * share them, the point strides and the scratch each thread needs. */
 static void make_plan(const nn_conv2d_geom *g, int prepared, plan *p) {
-  int64_t least = prepared ? PREPARED_BIG_MIN_SIZE : BIG_MIN_SIZE;
-  int big = g->ho >= least && g->wo >= least &&
-            g->cin <= BIG_MAX_CHANNELS && g->cout <= BIG_MAX_CHANNELS;
-  p->m = big ? 4 : 2;
+  p->m = nn_winograd_tile(g, prepared);
   p->a = p->m + 2;
   p->np = p->a * p->a;
   p->tx = (g->wo + p->m - 1) / p->m;
@@ -861,14 +865,13 @@ static void forward_chunk(const nn_conv2d_geom *g, const plan *p,
 
 void nn_winograd_forward(int nthreads, const nn_conv2d_geom *g, const float *x,
                          const float *w, const float *b, float *y, float *ws) {
-  nn_winograd_forward_ep(nthreads, g, x, w, b, NULL, y, ws);
+  nn_winograd_forward_ep(nthreads, g, x, w, NULL, b, NULL, y, ws);
 }
 
-/* The forward pass: with the transformed weights u when given (w unused),
- * else transforming w into the workspace first. */
-static void forward(int nthreads, const nn_conv2d_geom *g, const float *x,
-                    const float *w, const float *ug, const float *b,
-                    const nn_conv_epilogue *ep, float *y, float *ws) {
+void nn_winograd_forward_ep(int nthreads, const nn_conv2d_geom *g,
+                            const float *x, const float *w, const float *ug,
+                            const float *b, const nn_conv_epilogue *ep,
+                            float *y, float *ws) {
   plan p;
   make_plan(g, ug != NULL, &p);
   if (p.rows == 0) return;
@@ -911,28 +914,10 @@ static void forward(int nthreads, const nn_conv2d_geom *g, const float *x,
   }
 }
 
-void nn_winograd_forward_ep(int nthreads, const nn_conv2d_geom *g,
-                            const float *x, const float *w, const float *b,
-                            const nn_conv_epilogue *ep, float *y, float *ws) {
-  forward(nthreads, g, x, w, NULL, b, ep, y, ws);
-}
-
-void nn_winograd_forward_u(int nthreads, const nn_conv2d_geom *g,
-                           const float *x, const float *u, const float *b,
-                           const nn_conv_epilogue *ep, float *y, float *ws) {
-  forward(nthreads, g, x, NULL, u, b, ep, y, ws);
-}
-
 int64_t nn_winograd_weights_size(const nn_conv2d_geom *g) {
   plan p;
   make_plan(g, 1, &p);
   return p.np * p.us;
-}
-
-int nn_winograd_tile(const nn_conv2d_geom *g, int prepared) {
-  plan p;
-  make_plan(g, prepared, &p);
-  return p.m;
 }
 
 void nn_winograd_weights(int nthreads, const nn_conv2d_geom *g,

@@ -34,10 +34,16 @@ int64_t nn_winograd_workspace_size(const nn_conv2d_geom *g, int nthreads);
  * nn_winograd_workspace_size floats.  Cannot fail. */
 void nn_winograd_forward(int nthreads, const nn_conv2d_geom *g, const float *x,
                          const float *w, const float *b, float *y, float *ws);
-/* The same, each output row then going through ep (NULL: none). */
+/* The same from transformed weights u when not NULL (made by
+ * nn_winograd_weights for a geometry with the same channels and prepared
+ * tile size; w is then unused), each output row then going through ep
+ * (NULL: none).  Given u, the result is the same bit for bit when the tile
+ * size is the same as without (outputs 8 or more wide and high), else to
+ * rounding. */
 void nn_winograd_forward_ep(int nthreads, const nn_conv2d_geom *g,
-                            const float *x, const float *w, const float *b,
-                            const nn_conv_epilogue *ep, float *y, float *ws);
+                            const float *x, const float *w, const float *u,
+                            const float *b, const nn_conv_epilogue *ep,
+                            float *y, float *ws);
 
 /* The transformed weights U of w [cout, cin, 3, 3] for g, which depend only
  * on the channel counts and the tile size, so a caller can keep them while w
@@ -50,14 +56,6 @@ int64_t nn_winograd_weights_size(const nn_conv2d_geom *g);
 int nn_winograd_tile(const nn_conv2d_geom *g, int prepared);
 void nn_winograd_weights(int nthreads, const nn_conv2d_geom *g,
                          const float *w, float *u);
-/* nn_winograd_forward_ep from transformed weights u (made by
- * nn_winograd_weights for a geometry with the same channels and prepared
- * tile size): the same result bit for bit when the tile size is the same as
- * without (outputs 8 or more wide and high), else to rounding.  ws as for
- * the forward. */
-void nn_winograd_forward_u(int nthreads, const nn_conv2d_geom *g,
-                           const float *x, const float *u, const float *b,
-                           const nn_conv_epilogue *ep, float *y, float *ws);
 
 /* Gradients of y = conv(x, w) given gy [n, cout, ho, wo]: gx (if not NULL) is
  * OVERWRITTEN with dL/dx, gw (if not NULL) ACCUMULATES dL/dw.  The bias

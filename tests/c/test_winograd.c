@@ -84,7 +84,7 @@ static void check_case(int64_t n, int64_t cin, int64_t cout, int64_t h,
   float *u = malloc(sizeof(float) * (size_t)nn_winograd_weights_size(&g));
   float *yu = malloc(sizeof(float) * (size_t)ys);
   nn_winograd_weights(2, &g, wt, u);
-  nn_winograd_forward_u(2, &g, x, u, b, NULL, yu, ws);
+  nn_winograd_forward_ep(2, &g, x, NULL, u, b, NULL, yu, ws);
   for (int64_t i = 0; i < ws9; i++) gw[i] = 0.5f; /* accumulates */
   nn_winograd_backward(2, &g, x, wt, gy, gx, gw, ws);
   direct(&g, x, wt, b, gy, ry, rgx, rgw);
