@@ -31,7 +31,11 @@
  * sum has an order fixed by the shapes, so no result depends on how many
  * threads there are.
  *
- * Workspace layout (floats): U [P][cout][cin] | dU [groups][P][cout][cin]
+ * U and U^T are the left operands of nn_pgemm (pgemm.h), packed by the
+ * weight transform itself: U for the forward products, U^T for the input
+ * gradient's.  The weight gradient's products dZ V^T stay with OpenBLAS.
+ *
+ * Workspace layout (floats): U [P][packed] | dU [groups][P][cout][cin]
  * (backward with gw) | per chunk buffer (one per thread, or one shared):
  * V [P][cin][tc], Z or dZ [P][cout][tc], dV [P][cin][tc] (backward) |
  * per-thread scratch [nthreads][scr], where P is the number of points
@@ -42,6 +46,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "pgemm.h"
 
 /* Chunk buffers (V, Z) take about CHUNK_FLOATS floats (so that they stay in
  * a core's L2 cache between the transforms and the gemms); a chunk has at
@@ -147,8 +152,7 @@ static void make_plan(const nn_conv2d_geom *g, int prepared, plan *p) {
    * layers with F(4x4): 36 MiB) keep one copy of U and of the weight
    * gradient, shared by the threads, and small chunks: the chunk buffers
    * would otherwise add 57 MiB to the training peak. */
-  int64_t us = g->cout * g->cin + SKEW;
-  int heavy = 3 * p->np * us > HEAVY_FLOATS;
+  int heavy = 3 * p->np * (g->cout * g->cin + SKEW) > HEAVY_FLOATS;
   if (heavy) want = MIN_TILES;
   int64_t per = p->tx * p->ty; /* tiles per sample */
   if (per <= 2 * want) {       /* chunks of whole samples */
@@ -166,7 +170,9 @@ static void make_plan(const nn_conv2d_geom *g, int prepared, plan *p) {
     p->rc = nchunks > 0 ? (p->rows + nchunks - 1) / nchunks : 1;
   }
   p->tc = p->rc * p->tx;
-  p->us = g->cout * g->cin + SKEW;
+  int64_t pu = nn_pgemm_packed_size(g->cout, g->cin);
+  int64_t pt = nn_pgemm_packed_size(g->cin, g->cout);
+  p->us = (pu > pt ? pu : pt) + SKEW;
   p->vs = g->cin * p->tc + SKEW;
   p->zs = g->cout * p->tc + SKEW;
   /* Chunks are cut within GROUPS runs of whole samples, so that threads
@@ -449,7 +455,8 @@ static void b_rows(int m, const float *const *in, float *const *out,
 
 /* u[i][l] = (G k G^T)[i][l] for 8 kernels side by side (k[t][lane], t the
  * 3x3 tap); the lane loops vectorise. */
-static void kernel_transform8(int m, float k[9][8], float u[6][6][8]) {
+static inline void kernel_transform8(int m, float k[9][8],
+                                     float u[6][6][8]) {
   float gk[6][3][8]; /* G k: a x 3 */
   for (int j = 0; j < 3; j++)
     for (int q = 0; q < 8; q++) {
@@ -487,28 +494,43 @@ static void kernel_transform8(int m, float k[9][8], float u[6][6][8]) {
     }
 }
 
-/* U[xi][o][c] = (G g G^T)[xi] for every kernel, 8 input channels at a time
- * so that each point's row is written 8 floats at once; omp-for over
- * outputs. */
+/* U[xi] = (G g G^T)[xi] for every kernel, packed for nn_pgemm: as the
+ * left operand of the forward product (rows o, depth c) or, when trans, of
+ * the input gradient's (U^T: rows c, depth o); rows past the last are
+ * zeroed.  8 rows at a time, which with panels of 8 rows are 8 contiguous
+ * floats per point; omp-for over (block of rows, depth) pairs. */
 static void transform_weights(const nn_conv2d_geom *g, const plan *p,
-                              const float *w, float *u) {
-  int a = p->a;
+                              const float *w, int trans, float *u) {
+  int a = p->a, mr = nn_pgemm_mr();
+  int64_t M = trans ? g->cin : g->cout, K = trans ? g->cout : g->cin;
+  int64_t padded = (M + mr - 1) / mr * mr, blocks = (padded + 7) / 8;
 #pragma omp for schedule(static)
-  for (int64_t o = 0; o < g->cout; o++)
-    for (int64_t c0 = 0; c0 < g->cin; c0 += 8) {
-      int nc = g->cin - c0 < 8 ? (int)(g->cin - c0) : 8;
-      float k[9][8] = {{0}}, t[6][6][8];
-      const float *src = w + (o * g->cin + c0) * 9;
-      for (int q = 0; q < nc; q++)
-        for (int j = 0; j < 9; j++) k[j][q] = src[q * 9 + j];
-      kernel_transform8(p->m, k, t);
-      float *dst = u + o * g->cin + c0;
-      for (int i = 0; i < a; i++)
-        for (int l = 0; l < a; l++) {
-          float *d = dst + (i * a + l) * p->us;
-          for (int q = 0; q < nc; q++) d[q] = t[i][l][q];
-        }
+  for (int64_t bk = 0; bk < blocks * K; bk++) {
+    int64_t r0 = bk / K * 8, k = bk % K;
+    int nq = padded - r0 < 8 ? (int)(padded - r0) : 8;
+    float ker[9][8], t[6][6][8];
+    for (int q = 0; q < 8; q++) {
+      int64_t o = trans ? k : r0 + q, c = trans ? r0 + q : k;
+      for (int j = 0; j < 9; j++)
+        ker[j][q] = r0 + q < M ? w[(o * g->cin + c) * 9 + j] : 0.0f;
     }
+    /* U^T's rows are input channels: the next kernels in w lie a whole
+     * output channel further on (the loads missed the cache; U's writes
+     * stay in order) */
+    if (trans && k + 4 < K)
+      for (int l = 0; l < 5; l++)
+        __builtin_prefetch(w + ((k + 4) * g->cin + r0) * 9 + 16 * l);
+    kernel_transform8(p->m, ker, t);
+    int64_t at[8];
+    for (int q = 0; q < nq; q++) at[q] = nn_pgemm_index(mr, K, r0 + q, k);
+    if (nq == 8 && at[7] == at[0] + 7) /* one panel: 8 floats in a row */
+      for (int i = 0; i < a * a; i++)
+        memcpy(u + i * p->us + at[0], t[i / a][i % a], 8 * sizeof(float));
+    else
+      for (int i = 0; i < a * a; i++)
+        for (int q = 0; q < nq; q++)
+          u[i * p->us + at[q]] = t[i / a][i % a][q];
+  }
 }
 
 /* out[j][q] = (G^T in)[j] for 8 lanes q: a values to 3 (the adjoint of the
@@ -857,8 +879,8 @@ static void forward_chunk(const nn_conv2d_geom *g, const plan *p,
   for (int64_t c = 0; c < g->cin; c++)
     input_channel(g, p, x, r0, nr, v, c, buf);
   for (int xi = 0; xi < p->np; xi++)
-    nn_gemm(1, 0, 0, g->cout, nt, g->cin, 1.0f, u + xi * p->us, g->cin,
-            v + xi * p->vs, p->tc, 0.0f, z + xi * p->zs, p->tc);
+    nn_pgemm(g->cout, nt, g->cin, u + xi * p->us, v + xi * p->vs, p->tc, 0,
+             z + xi * p->zs, p->tc);
   for (int64_t o = 0; o < g->cout; o++)
     output_channel(g, p, z, b, ep, r0, nr, y, o, buf);
 }
@@ -883,7 +905,7 @@ void nn_winograd_forward_ep(int nthreads, const nn_conv2d_geom *g,
   const float *u = ug ? ug : uw;
 #pragma omp parallel num_threads(nthreads)
   {
-    if (!ug) transform_weights(g, &p, w, uw);
+    if (!ug) transform_weights(g, &p, w, 0, uw);
     float *buf = thread_rows(&p, rows);
     if (alone) {
       float *v = chunks + omp_get_thread_num() * slot, *z = v + p.np * p.vs;
@@ -904,8 +926,8 @@ void nn_winograd_forward_ep(int nthreads, const nn_conv2d_geom *g,
           input_channel(g, &p, x, r0, nr, v, c, buf);
 #pragma omp for schedule(static)
         for (int xi = 0; xi < p.np; xi++)
-          nn_gemm(1, 0, 0, g->cout, nt, g->cin, 1.0f, u + xi * p.us, g->cin,
-                  v + xi * p.vs, p.tc, 0.0f, z + xi * p.zs, p.tc);
+          nn_pgemm(g->cout, nt, g->cin, u + xi * p.us, v + xi * p.vs, p.tc, 0,
+                   z + xi * p.zs, p.tc);
 #pragma omp for schedule(static)
         for (int64_t o = 0; o < g->cout; o++)
           output_channel(g, &p, z, b, ep, r0, nr, y, o, buf);
@@ -925,7 +947,7 @@ void nn_winograd_weights(int nthreads, const nn_conv2d_geom *g,
   plan p;
   make_plan(g, 1, &p);
 #pragma omp parallel num_threads(nthreads)
-  transform_weights(g, &p, w, u);
+  transform_weights(g, &p, w, 0, u);
 }
 
 /* The backward pass of the tile rows [r0, r0 + nr) on one thread: dU
@@ -947,8 +969,8 @@ static void backward_chunk(const nn_conv2d_geom *g, const plan *p,
       nn_gemm(1, 0, 1, g->cout, g->cin, nt, 1.0f, dzx, p->tc, v + xi * p->vs,
               p->tc, 1.0f, du + xi * p->us, g->cin);
     if (gx)
-      nn_gemm(1, 1, 0, g->cin, nt, g->cout, 1.0f, u + xi * p->us, g->cin, dzx,
-              p->tc, 0.0f, dv + xi * p->vs, p->tc);
+      nn_pgemm(g->cin, nt, g->cout, u + xi * p->us, dzx, p->tc, 0,
+               dv + xi * p->vs, p->tc);
   }
   if (gx)
     for (int64_t c = 0; c < g->cin; c++)
@@ -998,8 +1020,8 @@ static void backward_sweep(const nn_conv2d_geom *g, const plan *p,
         nn_gemm(1, 0, 1, g->cout, g->cin, nt, 1.0f, dzx, p->tc,
                 v + xi * p->vs, p->tc, 1.0f, du + xi * p->us, g->cin);
       if (gx)
-        nn_gemm(1, 1, 0, g->cin, nt, g->cout, 1.0f, u + xi * p->us, g->cin,
-                dzx, p->tc, 0.0f, dv + xi * p->vs, p->tc);
+        nn_pgemm(g->cin, nt, g->cout, u + xi * p->us, dzx, p->tc, 0,
+                 dv + xi * p->vs, p->tc);
     }
     if (gx) {
 #pragma omp for schedule(static)
@@ -1037,7 +1059,7 @@ void nn_winograd_backward(int nthreads, const nn_conv2d_geom *g,
   {
     float *buf = thread_rows(&p, rows);
     if (gx) {
-      transform_weights(g, &p, w, u);
+      transform_weights(g, &p, w, 1, u);
 #pragma omp for schedule(static)
       for (int64_t i = 0; i < planes; i++)
         memset(gx + i * hw, 0, (size_t)hw * sizeof(float));

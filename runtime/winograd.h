@@ -48,7 +48,8 @@ void nn_winograd_forward_ep(int nthreads, const nn_conv2d_geom *g,
 /* The transformed weights U of w [cout, cin, 3, 3] for g, which depend only
  * on the channel counts and the tile size, so a caller can keep them while w
  * does not change: nn_winograd_weights_size floats, filled by
- * nn_winograd_weights.  nn_winograd_tile is the output tile size (2 or 4,
+ * nn_winograd_weights, packed for the nn_pgemm kernel in use (valid until
+ * nn_pgemm_select changes it).  nn_winograd_tile is the output tile size (2 or 4,
  * from the output size) of the kernels that transform the weights
  * themselves (prepared = 0) or take them (prepared = 1: F(4x4) from 4x4
  * outputs, since the weight transform is no longer paid per call). */
