@@ -1,13 +1,18 @@
 -- bench/run.lua: nnlua against PyTorch on the reference models, in one run.
 -- Started by bench/run.sh (which builds first):
 --   build/nnlua bench/run.lua [--models a,b,c] [--threads N] [--quick]
---       [--warm W] [--windows K] [--steps S] [--no-torch] [--startup-runs N]
+--       [--warm W] [--windows K] [--steps S] [--rounds R] [--no-torch]
+--       [--startup-runs N]
 --
 -- For each model it runs build/nnlua bench/bench.lua and then, when
 -- /usr/bin/python3 can import torch and ../shared/bench/torch_reference.py
 -- exists, PyTorch's script, each in its own process and interleaved so that
 -- machine noise falls on both alike; the same warm-up/window/step counts
--- are passed to both.  Peak RSS is the process's maximum resident set
+-- are passed to both.  The whole sequence runs R times (default 2, 1 with
+-- --quick) and
+-- each side keeps, per phase, its best round's median: other processes can
+-- only slow a run down, so the best round is the one least disturbed, on
+-- both sides alike.  Every round's figures are printed under the table.  Peak RSS is the process's maximum resident set
 -- (/usr/bin/time -f %M when installed, else a python3 launcher's
 -- getrusage(RUSAGE_CHILDREN), else nnlua's own VmHWM).  Then the 1- vs
 -- 2-thread speed-up on vgg16-32 training and the start-up time of a script
@@ -27,7 +32,7 @@ local PYTHON = "/usr/bin/python3"
 local function usage(msg)
   if msg then io.stderr:write("run.lua: ", msg, "\n") end
   io.stderr:write("usage: nnlua bench/run.lua [--models a,b] [--threads N] [--quick] [--warm W] "
-                  .. "[--windows K] [--steps S] [--no-torch] [--startup-runs N]\n")
+                  .. "[--windows K] [--steps S] [--rounds R] [--no-torch] [--startup-runs N]\n")
   os.exit(2)
 end
 
@@ -59,10 +64,12 @@ local function parse(argv)
     elseif a == "--quick" then o.quick = true
     elseif a == "--no-torch" then o.no_torch = true
     elseif a == "--startup-runs" then o.startup_runs = int(a)
+    elseif a == "--rounds" then o.rounds = int(a)
     elseif a == "-h" or a == "--help" then usage()
     else usage("unknown option " .. a) end
     i = i + 1
   end
+  o.rounds = o.rounds or (o.quick and 1 or 2)
   return o
 end
 
@@ -187,19 +194,42 @@ if load_start and load_start > 0.5 then
                       .. "results will be noisy", load_start))
 end
 
-local t_start = nn.now()
-local results = {}
-local torch_version
-for _, m in ipairs(o.models) do
-  local nr = run("nnlua " .. m, string.format("%s %s --model %s --threads %d %s", quote(interp),
-                 quote(bench_lua), m, o.threads, count_args(m)), true)
-  local tr
-  if torch_ok then
-    tr = run("PyTorch " .. m, string.format("%s %s --model %s --threads %d %s", PYTHON, quote(torch_script),
-             m, o.threads, count_args(m)), true)
-    for _, line in ipairs(tr.lines) do torch_version = torch_version or line:match("^torch (%S+)") end
+-- merge(a, b) -> one side's result over rounds a and b: per phase the
+-- round with the higher median (its min and max with it), the higher peak
+-- RSS, ok only if both were.
+local function merge(a, b)
+  if not a then return b end
+  local r = {ok = a.ok and b.ok, lines = b.lines}
+  for _, phase in ipairs{"train", "infer"} do
+    local x, y = a[phase], b[phase]
+    r[phase] = (x and y) and (y[1] > x[1] and y or x) or x or y
   end
-  results[m] = {nnlua = nr, torch = tr}
+  for _, k in ipairs{"rss_kb", "vmhwm_kb", "train_kb"} do
+    r[k] = (a[k] and b[k]) and math.max(a[k], b[k]) or a[k] or b[k]
+  end
+  return r
+end
+
+local t_start = nn.now()
+local results, rounds = {}, {}
+local torch_version
+for round = 1, o.rounds do
+  for _, m in ipairs(o.models) do
+    local tag = o.rounds > 1 and string.format(" (round %d of %d)", round, o.rounds) or ""
+    local nr = run("nnlua " .. m .. tag, string.format("%s %s --model %s --threads %d %s", quote(interp),
+                   quote(bench_lua), m, o.threads, count_args(m)), true)
+    local tr
+    if torch_ok then
+      tr = run("PyTorch " .. m .. tag, string.format("%s %s --model %s --threads %d %s", PYTHON,
+               quote(torch_script), m, o.threads, count_args(m)), true)
+      for _, line in ipairs(tr.lines) do torch_version = torch_version or line:match("^torch (%S+)") end
+    end
+    rounds[m] = rounds[m] or {}
+    rounds[m][round] = {nnlua = nr, torch = tr}
+    results[m] = results[m] or {}
+    results[m].nnlua = merge(results[m].nnlua, nr)
+    results[m].torch = tr and merge(results[m].torch, tr) or results[m].torch
+  end
 end
 
 -- Thread scaling: vgg16-32 training with 1 then 2 threads, back to back,
@@ -310,6 +340,7 @@ emit(string.format("### nnlua %s vs PyTorch %s, %d threads, batch 64, float32 (%
 emit("")
 emit("Protocol of `shared/bench/torch_reference.py`, both sides in the same run, interleaved; img/s are "
      .. "medians over windows (warm-up + windows x steps: " .. table.concat(proto, ", ")
+     .. (o.rounds > 1 and string.format("), the better of %d interleaved rounds on each side", o.rounds) or "")
      .. "). Peak RSS of training: nnlua's VmHWM at the end of its training phase; PyTorch's whole "
      .. "process (its inference needs less than its training), by " .. (rss_method or "?")
      .. ". Ratios are nnlua / PyTorch.")
@@ -330,6 +361,26 @@ for _, m in ipairs(o.models) do
                      fmt_rss(n.train_kb), fmt_rss(t.rss_kb), ratio_cell(n.train_kb, t.rss_kb, RSS_TARGET, true)))
 end
 emit("")
+if o.rounds > 1 then
+  -- every round's medians, so that the spread is on the page
+  for _, m in ipairs(o.models) do
+    local cells = {}
+    for _, side in ipairs{"nnlua", "torch"} do
+      for _, phase in ipairs{"train", "infer"} do
+        local v = {}
+        for round = 1, o.rounds do
+          local r = rounds[m][round][side]
+          v[#v + 1] = r and r[phase] and string.format("%.1f", r[phase][1]) or "n/a"
+        end
+        if side == "nnlua" or torch_ok then
+          cells[#cells + 1] = string.format("%s %s %s", side == "torch" and "PyTorch" or side, phase,
+                                            table.concat(v, " / "))
+        end
+      end
+    end
+    emit(string.format("- %s, img/s by round: %s", m, table.concat(cells, "; ")))
+  end
+end
 for _, m in ipairs(o.models) do
   local n = results[m].nnlua
   if n.train_kb and n.rss_kb and n.rss_kb > 1.1 * n.train_kb then
