@@ -570,15 +570,21 @@ static void weights_gradient(const nn_conv2d_geom *g, const plan *p,
       int nc = g->cin - c0 < 8 ? (int)(g->cin - c0) : 8;
       const float *src = du + o * g->cin + c0;
       double col[6][8], t[6][3][8], row[6][8], r[3][8];
+      /* the loads of the np streams missed the cache (two thirds of this
+       * loop's time, and it scaled 1.3x on 2 threads): fetch 4 lines
+       * ahead, once per line */
+      if (c0 % 16 == 0)
+        for (int k = 0; k < groups; k++)
+          for (int i = 0; i < p->np; i++)
+            __builtin_prefetch(src + k * dus + i * p->us + 64);
       for (int j = 0; j < a; j++) { /* G^T dU: columns */
         for (int i = 0; i < a; i++) {
           const float *pt = src + (i * a + j) * p->us;
-          for (int q = 0; q < 8; q++) {
-            float sum = q < nc ? pt[q] : 0.0f;
-            for (int k = 1; k < groups; k++)
-              sum += q < nc ? pt[k * dus + q] : 0.0f;
-            col[i][q] = sum;
-          }
+          float sum[8];
+          for (int q = 0; q < 8; q++) sum[q] = q < nc ? pt[q] : 0.0f;
+          for (int k = 1; k < groups; k++)
+            for (int q = 0; q < nc; q++) sum[q] += pt[k * dus + q];
+          for (int q = 0; q < 8; q++) col[i][q] = sum[q];
         }
         gt8(p->m, col, t[j]);
       }
