@@ -165,6 +165,35 @@ describe("Sequential memory savings", function()
     end
   end)
 
+  it("in training run Conv2d + ReLU as one pass: outputs, gradients and a second backward bit for bit", function()
+    -- 32 channels: Winograd at 8x8 and 4x4, tap pairs at 2x2; 3: im2col
+    for _, case in ipairs{{32, 8}, {32, 4}, {32, 2}, {3, 8}} do
+      local c, s = case[1], case[2]
+      nn.manual_seed(13)
+      local function net()
+        return nn.Sequential{nn.Conv2d(c, 32, 3, {padding = 1}), nn.ReLU(),
+                             nn.Conv2d(32, 32, 3, {padding = 1}), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 16, 3, {padding = 1}), nn.ReLU()}
+      end
+      local a, b = net(), net()
+      b:load_state_dict(a:state_dict())
+      local x = nn.randn(3, c, s, s)
+      local ya = a:forward(x)
+      local gy = nn.randn(table.unpack(ya:shape()))
+      local ga = a:backward(x, gy)
+      local yb, gb = by_hand(b, x, gy)
+      local what = c .. " channels at " .. s .. "x" .. s
+      assert_same(ya, yb, what .. ": output")
+      assert_same(ga, gb, what .. ": grad_input")
+      assert_same_state(a, b)
+      -- a second backward (accumulating) replays the forward
+      local ga2 = a:backward(x, gy)
+      by_hand(b, x, gy)
+      assert_same(ga2, ga, what .. ": second grad_input")
+      assert_same_state(a, b)
+    end
+  end)
+
   it("never change a tensor the caller or a Lua child holds", function()
     -- Keeps what it sees, as a forward hook would.
     local Keep = nn.Module:extend("Keep")

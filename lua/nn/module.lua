@@ -687,10 +687,10 @@ local function fusable(self, i, n)
 end
 
 -- How many children from i (3, 2, or 0 for none) are a Conv2d, a
--- BatchNorm2d and a ReLU, or a Conv2d and a ReLU (plain C layers): in eval
--- mode the BatchNorm (if any) and the ReLU are then applied as the
--- convolution writes its output (Conv2d's forward_bn_relu, which declines
--- when they do not fit together).
+-- BatchNorm2d and a ReLU, or a Conv2d and a ReLU (plain C layers): the
+-- BatchNorm (if any, in eval mode only) and the ReLU are then applied as
+-- the convolution writes its output (Conv2d's forward_bn_relu, which
+-- declines when they do not fit together).
 local function eval_fusable(self, i, n)
   if i + 1 > n or c_type(rawget(self, i)) ~= "Conv2d" then return 0 end
   local t1 = c_type(rawget(self, i + 1))
@@ -716,10 +716,11 @@ end
 -- forward(x): runs the children in order.  In training mode what each
 -- child's backward needs is kept: its input, or for the output of a fused
 -- BatchNorm + ReLU (see fusable), and for a PURE child's output computed
--- from such an output, the recipe to recompute it.  In eval mode nothing is
--- kept (a backward then reruns forward), and a BatchNorm followed by a ReLU
--- runs as one pass, within the convolution before them if there is one (as
--- does a ReLU right after a convolution).
+-- from such an output, the recipe to recompute it; a ReLU right after a
+-- convolution runs within it.  In eval mode nothing is kept (a backward
+-- then reruns forward), and a BatchNorm followed by a ReLU runs as one
+-- pass, within the convolution before them if there is one (as does a ReLU
+-- right after a convolution).
 -- Activations made by one C child and consumed by another are seen by
 -- nobody else: they are released as soon as they are dead, so that their
 -- memory is reused at once.
@@ -743,13 +744,23 @@ function Sequential:forward(x)
       inputs[i] = recipe or x
       own[i] = made
     end
-    local span = not keep and eval_fusable(self, i, n) or 0
+    local span = eval_fusable(self, i, n)
+    -- training: Conv2d + ReLU only, whose output goes to a plain C child
+    -- (nobody else sees it, so it can stand for the ReLU's input)
+    if keep and (span ~= 2 or not (i + 2 <= n and plain_c(rawget(self, i + 2)))) then span = 0 end
     local fused = span > 0
       and call_layer(self, i, "forward_bn_relu", span == 3 and rawget(self, i + 1)._c or nil, x)
     if fused then
-      -- eval: Conv2d (+ BatchNorm2d) + ReLU in one pass
+      -- Conv2d (+ BatchNorm2d in eval) + ReLU in one pass
       y = fused
-      if made then release(x) end
+      if keep then
+        -- the convolution's output is never made: the ReLU's output stands
+        -- for it in the ReLU's backward (relu(v) > 0 exactly when v > 0),
+        -- as for a ReLU run alone below
+        inputs[i + 1], own[i + 1] = y, true
+      elseif made then
+        release(x)
+      end
       step = span
     elseif keep and not recipe and fusable(self, i, n) then
       local coef
