@@ -1,11 +1,13 @@
 /* test_winograd.c - the F(2x2, 3x3) kernels against a direct convolution in
  * double precision: forward, input gradient and weight gradient, for odd and
  * even sizes, paddings 0..2, small and large channel counts; bit-identical
- * results on 1 and 3 threads; and which geometries take this path. */
+ * results on 1 and 3 threads; each on every product kernel the CPU runs;
+ * and which geometries take this path. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../runtime/conv.h"
+#include "../../runtime/pgemm.h"
 #include "../../runtime/winograd.h"
 #include "check.h"
 
@@ -122,7 +124,19 @@ static void check_case(int64_t n, int64_t cin, int64_t cout, int64_t h,
   free(ry), free(rgx), free(rgw), free(ws), free(u), free(yu);
 }
 
-static void test_winograd_direct(void) {
+/* Every case below on every product kernel this CPU runs (pgemm.h): their
+ * panels differ in height (8 rows with AVX-512, 6 with AVX2: padded rows
+ * when the channel counts are not multiples of 6; 16 on OpenBLAS). */
+static void each_isa(void (*cases)(void)) {
+  int old = nn_pgemm_isa();
+  for (int isa = NN_PGEMM_GENERIC; isa <= nn_pgemm_best_isa(); isa++) {
+    nn_pgemm_select(isa);
+    cases();
+  }
+  nn_pgemm_select(old);
+}
+
+static void direct_cases(void) {
   check_case(2, 3, 4, 5, 5, 1);    /* odd output, partial tiles */
   check_case(1, 2, 3, 4, 7, 0);    /* no padding: 2x5 output */
   check_case(3, 5, 2, 6, 3, 2);    /* padding 2 */
@@ -141,9 +155,11 @@ static void test_winograd_direct(void) {
   check_case(1, 512, 512, 8, 8, 1); /* backward in two sweeps (split) */
 }
 
+static void test_winograd_direct(void) { each_isa(direct_cases); }
+
 /* The same numbers on 1 and 3 threads (chunks and gemms do not depend on
  * the thread count). */
-static void test_winograd_threads(void) {
+static void thread_cases(void) {
   for (int kind = 0; kind < 3; kind++) {
   nn_conv2d_geom g;
   /* 5 samples: the threads share each chunk; 16: they take whole chunks
@@ -178,6 +194,8 @@ static void test_winograd_threads(void) {
   free(x), free(w), free(gy), free(ws);
   }
 }
+
+static void test_winograd_threads(void) { each_isa(thread_cases); }
 
 /* Which geometries take the Winograd path. */
 static void test_winograd_suits(void) {
