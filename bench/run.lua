@@ -8,7 +8,7 @@
 -- /usr/bin/python3 can import torch and ../shared/bench/torch_reference.py
 -- exists, PyTorch's script, each in its own process and interleaved so that
 -- machine noise falls on both alike; the same warm-up/window/step counts
--- are passed to both.  The whole sequence runs R times (default 2, 1 with
+-- are passed to both.  The whole sequence runs R times (default 3, 1 with
 -- --quick) and
 -- each side keeps, per phase, its best round's median: other processes can
 -- only slow a run down, so the best round is the one least disturbed, on
@@ -69,7 +69,7 @@ local function parse(argv)
     else usage("unknown option " .. a) end
     i = i + 1
   end
-  o.rounds = o.rounds or (o.quick and 1 or 2)
+  o.rounds = o.rounds or (o.quick and 1 or 3)
   return o
 end
 
@@ -233,19 +233,22 @@ for round = 1, o.rounds do
 end
 
 -- Thread scaling: vgg16-32 training with 1 then 2 threads, back to back,
--- twice (1, 2, 1, 2); each thread count keeps its better run, since other
--- processes on the machine can only slow a run down.
+-- as many times as there are rounds (at least twice: 1, 2, 1, 2); each
+-- thread count keeps its best run, since other processes on the machine
+-- can only slow a run down.
 local scaling = {}
 do
   local w, k, s = counts("vgg16-32")
   k = math.max(2, k // 2)
-  for _ = 1, 2 do
+  scaling.runs, scaling.all = math.max(2, o.rounds), {[1] = {}, [2] = {}}
+  for _ = 1, scaling.runs do
     for _, n in ipairs{1, 2} do
       local r = run(string.format("nnlua vgg16-32 train, %d thread(s)", n),
                     string.format("%s %s --model vgg16-32 --threads %d --train-only --warm %d --windows %d --steps %d",
                                   quote(interp), quote(bench_lua), n, w, k, s), false)
       local rate = r.train and r.train[1]
       if rate and (not scaling[n] or rate > scaling[n]) then scaling[n] = rate end
+      table.insert(scaling.all[n], rate and string.format("%.1f", rate) or "n/a")
     end
   end
   scaling.windows, scaling.steps = k, s
@@ -390,8 +393,10 @@ for _, m in ipairs(o.models) do
 end
 if scaling[1] and scaling[2] then
   local r = scaling[2] / scaling[1]
-  emit(string.format("- Thread scaling, nnlua vgg16-32 train (better of two runs of %d windows x %d steps each): 1 thread %.1f img/s, "
-                     .. "2 threads %.1f img/s: %.2fx, %s (>= %.1fx)", scaling.windows, scaling.steps,
+  emit(string.format("- Thread scaling, nnlua vgg16-32 train (best of %d runs of %d windows x %d steps each, "
+                     .. "1 and 2 threads alternating: %s and %s img/s): 1 thread %.1f img/s, "
+                     .. "2 threads %.1f img/s: %.2fx, %s (>= %.1fx)", scaling.runs, scaling.windows, scaling.steps,
+                     table.concat(scaling.all[1], ", "), table.concat(scaling.all[2], ", "),
                      scaling[1], scaling[2], r, verdict(r >= SCALING_TARGET), SCALING_TARGET))
 else
   failed = true
