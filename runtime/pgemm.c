@@ -1,8 +1,10 @@
 /* pgemm.c - products with a packed left operand (see pgemm.h).
  *
- * nn_pgemm walks C in blocks of nr columns, and within each the panels of
- * mr rows, so that one block of B (K x nr floats) serves every panel from
- * the cache.  A kernel computes one mr x nr block of C: its accumulators
+ * nn_pgemm walks C panel by panel (mr rows), and within each its blocks of
+ * nr columns, so that the panel (K x mr floats) stays in the L1 cache while
+ * B streams from L2 (the other way round, the Winograd weights, 1 MiB per
+ * point at 512 x 512 channels, came from memory again for every block of
+ * columns).  A kernel computes one mr x nr block of C: its accumulators
  * stay in registers for the whole K loop, each step loading nr floats of
  * one row of B and broadcasting the mr floats of one column of the panel.
  * Blocks at the right and bottom edges go through the same kernels with
@@ -11,6 +13,8 @@
 
 #include <cblas.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -164,10 +168,23 @@ int nn_pgemm_best_isa(void) {
   return NN_PGEMM_GENERIC;
 }
 
+/* The kernel NNLUA_PGEMM names (avx512, avx2 or blas) when this CPU runs
+ * it, else the best. */
+static int initial_isa(void) {
+  int best = nn_pgemm_best_isa();
+  const char *e = getenv("NNLUA_PGEMM");
+  if (!e) return best;
+  int want = strcmp(e, "avx512") == 0 ? NN_PGEMM_AVX512
+             : strcmp(e, "avx2") == 0 ? NN_PGEMM_AVX2
+             : strcmp(e, "blas") == 0 ? NN_PGEMM_GENERIC
+                                      : best;
+  return want <= best ? want : best;
+}
+
 int nn_pgemm_isa(void) {
   int isa = atomic_load_explicit(&current, memory_order_relaxed);
   if (isa < 0) {
-    isa = nn_pgemm_best_isa();
+    isa = initial_isa();
     atomic_store_explicit(&current, isa, memory_order_relaxed);
   }
   return isa;

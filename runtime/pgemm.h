@@ -45,7 +45,9 @@ void nn_pgemm_pack(int ta, int64_t M, int64_t K, const float *A, int64_t lda,
 void nn_pgemm(int64_t M, int64_t N, int64_t K, const float *ap,
               const float *B, int64_t ldb, int acc, float *C, int64_t ldc);
 
-/* The kernel in use (NN_PGEMM_*), and the best this CPU runs. */
+/* The kernel in use (NN_PGEMM_*): the best this CPU runs, unless the
+ * environment variable NNLUA_PGEMM names another it runs (avx512, avx2,
+ * blas), read once; and the best this CPU runs. */
 int nn_pgemm_isa(void);
 int nn_pgemm_best_isa(void);
 

@@ -1,7 +1,8 @@
 /* test_pgemm.c - products with a packed left operand against a product in
  * double, on every kernel this CPU runs (AVX-512, AVX2, OpenBLAS per
  * panel): whole blocks and edges in rows and columns, depth 0 and 1, the
- * accumulating form, both packings, and the packed layout itself. */
+ * accumulating form, both packings, and the packed layout itself; the
+ * kernel chosen by NNLUA_PGEMM. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,7 +109,19 @@ static void test_layout(void) {
   CHECK(nn_pgemm_isa() == nn_pgemm_best_isa());
 }
 
+/* NNLUA_PGEMM picks the kernel at the first call (run first, before any);
+ * a kernel the CPU lacks, or an unknown name, falls back to the best. */
+static void test_environment(void) {
+  setenv("NNLUA_PGEMM", "blas", 1);
+  CHECK(nn_pgemm_isa() == NN_PGEMM_GENERIC);
+  CHECK(nn_pgemm_mr() == 16);
+  unsetenv("NNLUA_PGEMM");
+  nn_pgemm_select(nn_pgemm_best_isa());
+  CHECK(nn_pgemm_isa() == nn_pgemm_best_isa());
+}
+
 int main(void) {
+  RUN(test_environment);
   RUN(test_products);
   RUN(test_layout);
   return check_report("pgemm");
