@@ -343,7 +343,7 @@ emit(string.format("### nnlua %s vs PyTorch %s, %d threads, batch 64, float32 (%
 emit("")
 emit("Protocol of `shared/bench/torch_reference.py`, both sides in the same run, interleaved; img/s are "
      .. "medians over windows (warm-up + windows x steps: " .. table.concat(proto, ", ")
-     .. (o.rounds > 1 and string.format("), the better of %d interleaved rounds on each side", o.rounds) or "")
+     .. (o.rounds > 1 and string.format("), the best of %d interleaved rounds on each side", o.rounds) or "")
      .. "). Peak RSS of training: nnlua's VmHWM at the end of its training phase; PyTorch's whole "
      .. "process (its inference needs less than its training), by " .. (rss_method or "?")
      .. ". Ratios are nnlua / PyTorch.")
