@@ -9,10 +9,10 @@
 -- exists, PyTorch's script, each in its own process and interleaved so that
 -- machine noise falls on both alike; the same warm-up/window/step counts
 -- are passed to both.  The whole sequence runs R times (default 3, 1 with
--- --quick) and
--- each side keeps, per phase, its best round's median: other processes can
--- only slow a run down, so the best round is the one least disturbed, on
--- both sides alike.  Every round's figures are printed under the table.  Peak RSS is the process's maximum resident set
+-- --quick) and each side keeps, per phase, its best round's median: other
+-- processes can only slow a run down, so the best round is the one least
+-- disturbed, on both sides alike.  Every round's figures are printed under
+-- the table.  Peak RSS is the process's maximum resident set
 -- (/usr/bin/time -f %M when installed, else a python3 launcher's
 -- getrusage(RUSAGE_CHILDREN), else nnlua's own VmHWM).  Then the 1- vs
 -- 2-thread speed-up on vgg16-32 training and the start-up time of a script

@@ -355,9 +355,10 @@ static int taps_fits(const nn_conv2d_geom *g) {
          q <= TAPS_POSITIONS && !nn_winograd_suits(g);
 }
 
-/* Whether g takes that path without weights laid out beforehand. */
-static int taps_unprepared(const nn_conv2d_geom *g) {
-  return g->n >= TAPS_MIN_N && taps_fits(g);
+/* Whether g takes that path, with weights laid out beforehand (prepared:
+ * whatever the batch) or without. */
+static int takes_taps(const nn_conv2d_geom *g, int prepared) {
+  return (prepared || g->n >= TAPS_MIN_N) && taps_fits(g);
 }
 
 /* Floats of wt, of xr and of yq (or the gradients of the same shapes). */
@@ -536,7 +537,7 @@ const char *nn_conv2d_path(const nn_conv2d_geom *g, int prepared) {
   if (nn_winograd_suits(g))
     return nn_winograd_tile(g, prepared) == 4 ? "Winograd F(4x4)"
                                               : "Winograd F(2x2)";
-  if ((prepared && taps_fits(g)) || taps_unprepared(g)) return "taps";
+  if (takes_taps(g, prepared)) return "taps";
   return "im2col";
 }
 
@@ -547,7 +548,7 @@ double nn_conv2d_path_macs(const nn_conv2d_geom *g, int prepared) {
     int64_t tiles = ((g->ho + m - 1) / m) * ((g->wo + m - 1) / m);
     return pair * (double)(tiles * (m + 2) * (m + 2));
   }
-  if ((prepared && taps_fits(g)) || taps_unprepared(g)) { /* a gemm a pair */
+  if (takes_taps(g, prepared)) { /* a gemm a pair */
     int64_t pairs = 0;
     for (int64_t q = 0; q < g->ho * g->wo; q++)
       for (int64_t r = 0; r < g->h * g->w; r++)
@@ -596,7 +597,7 @@ void nn_conv2d_forward_prepared(int nthreads, const nn_conv2d_geom *g,
     nn_winograd_forward_ep(nthreads, g, x, w, pw, b, ep, y, ws);
     return;
   }
-  if ((pw && taps_fits(g)) || taps_unprepared(g)) {
+  if (takes_taps(g, pw != NULL)) {
     taps_forward(nthreads, g, x, w, pw, b, ep, y, ws);
     return;
   }
@@ -848,7 +849,7 @@ void nn_conv2d_backward_kernel(int nthreads, const nn_conv2d_geom *g,
     if (gx || gw) nn_winograd_backward(nthreads, g, x, w, gy, gx, gw, ws);
     return;
   }
-  if (taps_unprepared(g)) {
+  if (takes_taps(g, 0)) {
     taps_backward(nthreads, g, x, w, gy, gx, gw, ws);
     return;
   }

@@ -41,10 +41,11 @@ int nn_seterr(nn_error *err, const char *fmt, ...) {
  * Free ranges are taken best fit, from their low end, so the used part of
  * the arena stays compact; a fit that needs no given-back pages is
  * preferred to a tighter one that does (plain best fit re-faulted 17 MiB on
- * every VGG16 step, the page clearing alone 2-4% of the step).  Resident memory is kept within the largest
- * live set seen plus ARENA_SLACK_BYTES: past that, the free ranges freed
- * longest ago are given back to the system (madvise), as are those unused
- * for ARENA_MAX_AGE allocations; their address space stays in the arena.
+ * every VGG16 step, the page clearing alone 2-4% of the step).  Resident
+ * memory is kept within the largest live set seen plus ARENA_SLACK_BYTES:
+ * past that, the free ranges freed longest ago are given back to the
+ * system (madvise), as are those unused for ARENA_MAX_AGE allocations;
+ * their address space stays in the arena.
  * When the arena cannot be reserved (strict overcommit) or is full, blocks
  * are mapped one by one and unmapped when freed.  Under AddressSanitizer
  * everything goes through malloc, so that use-after-free stays detectable. */

@@ -144,15 +144,20 @@ static void make_plan(const nn_conv2d_geom *g, int prepared, plan *p) {
   int64_t ch = g->cin > g->cout ? g->cin : g->cout;
   int64_t want = CHUNK_FLOATS / (2 * p->np * ch);
   if (want < MIN_TILES) want = MIN_TILES;
-  /* Each chunk's gemms pack all of U (np * cout * cin floats): with wide
-   * layers, fewer and wider chunks pack it fewer times (measured 10% faster
-   * on VGG's 512-channel 4x4 layers). */
+  /* Each chunk's gemms read all of U (np * cout * cin floats): with wide
+   * layers, fewer and wider chunks read it fewer times (measured 10% faster
+   * on VGG's 512-channel 4x4 layers, when OpenBLAS also copied it per
+   * chunk). */
   if (want < ch / 2) want = ch / 2;
   /* Layers whose transformed weights are large (VGG's 512-channel 8x8
    * layers with F(4x4): 36 MiB) keep one copy of U and of the weight
    * gradient, shared by the threads, and small chunks: the chunk buffers
    * would otherwise add 57 MiB to the training peak. */
-  int heavy = 3 * p->np * (g->cout * g->cin + SKEW) > HEAVY_FLOATS;
+  /* U's stride: the larger of its two packings (forward, input gradient) */
+  int64_t pu = nn_pgemm_packed_size(g->cout, g->cin);
+  int64_t pt = nn_pgemm_packed_size(g->cin, g->cout);
+  p->us = (pu > pt ? pu : pt) + SKEW;
+  int heavy = 3 * p->np * p->us > HEAVY_FLOATS;
   if (heavy) want = MIN_TILES;
   int64_t per = p->tx * p->ty; /* tiles per sample */
   if (per <= 2 * want) { /* chunks of whole samples, at least want tiles
@@ -172,9 +177,6 @@ static void make_plan(const nn_conv2d_geom *g, int prepared, plan *p) {
     p->rc = nchunks > 0 ? (p->rows + nchunks - 1) / nchunks : 1;
   }
   p->tc = p->rc * p->tx;
-  int64_t pu = nn_pgemm_packed_size(g->cout, g->cin);
-  int64_t pt = nn_pgemm_packed_size(g->cin, g->cout);
-  p->us = (pu > pt ? pu : pt) + SKEW;
   p->vs = g->cin * p->tc + SKEW;
   p->zs = g->cout * p->tc + SKEW;
   /* Chunks are cut within GROUPS runs of whole samples, so that threads
@@ -892,6 +894,14 @@ static float *thread_rows(const plan *p, float *rows) {
   return rows + omp_get_thread_num() * p->scr;
 }
 
+/* Z[xi] = U[xi] V[xi] over the nt tiles of a chunk. */
+static void forward_point(const nn_conv2d_geom *g, const plan *p,
+                          const float *u, const float *v, float *z, int xi,
+                          int64_t nt) {
+  nn_pgemm(g->cout, nt, g->cin, u + xi * p->us, v + xi * p->vs, p->tc, 0,
+           z + xi * p->zs, p->tc);
+}
+
 /* The forward pass of the tile rows [r0, r0 + nr) on one thread. */
 static void forward_chunk(const nn_conv2d_geom *g, const plan *p,
                           const float *x, const float *u, const float *b,
@@ -900,9 +910,7 @@ static void forward_chunk(const nn_conv2d_geom *g, const plan *p,
   int64_t nt = nr * p->tx;
   for (int64_t c = 0; c < g->cin; c++)
     input_channel(g, p, x, r0, nr, v, c, buf);
-  for (int xi = 0; xi < p->np; xi++)
-    nn_pgemm(g->cout, nt, g->cin, u + xi * p->us, v + xi * p->vs, p->tc, 0,
-             z + xi * p->zs, p->tc);
+  for (int xi = 0; xi < p->np; xi++) forward_point(g, p, u, v, z, xi, nt);
   for (int64_t o = 0; o < g->cout; o++)
     output_channel(g, p, z, b, ep, r0, nr, y, o, buf);
 }
@@ -948,8 +956,7 @@ void nn_winograd_forward_ep(int nthreads, const nn_conv2d_geom *g,
           input_channel(g, &p, x, r0, nr, v, c, buf);
 #pragma omp for schedule(static)
         for (int xi = 0; xi < p.np; xi++)
-          nn_pgemm(g->cout, nt, g->cin, u + xi * p.us, v + xi * p.vs, p.tc, 0,
-                   z + xi * p.zs, p.tc);
+          forward_point(g, &p, u, v, z, xi, nt);
 #pragma omp for schedule(static)
         for (int64_t o = 0; o < g->cout; o++)
           output_channel(g, &p, z, b, ep, r0, nr, y, o, buf);
@@ -972,6 +979,20 @@ void nn_winograd_weights(int nthreads, const nn_conv2d_geom *g,
   transform_weights(g, &p, w, 0, u);
 }
 
+/* Point xi of a chunk's backward over nt tiles: dU[xi] += dZ[xi] V[xi]^T
+ * (when du), dV[xi] = U^T[xi] dZ[xi] (when dv). */
+static void backward_point(const nn_conv2d_geom *g, const plan *p,
+                           const float *u, const float *v, const float *dz,
+                           float *du, float *dv, int xi, int64_t nt) {
+  const float *dzx = dz + xi * p->zs;
+  if (du)
+    nn_gemm(1, 0, 1, g->cout, g->cin, nt, 1.0f, dzx, p->tc, v + xi * p->vs,
+            p->tc, 1.0f, du + xi * p->us, g->cin);
+  if (dv)
+    nn_pgemm(g->cin, nt, g->cout, u + xi * p->us, dzx, p->tc, 0,
+             dv + xi * p->vs, p->tc);
+}
+
 /* The backward pass of the tile rows [r0, r0 + nr) on one thread: dU
  * accumulates the weight gradient (when gw), gx the input gradient (when
  * gx; zeroed beforehand). */
@@ -985,15 +1006,8 @@ static void backward_chunk(const nn_conv2d_geom *g, const plan *p,
   if (du)
     for (int64_t c = 0; c < g->cin; c++)
       input_channel(g, p, x, r0, nr, v, c, buf);
-  for (int xi = 0; xi < p->np; xi++) {
-    const float *dzx = dz + xi * p->zs;
-    if (du)
-      nn_gemm(1, 0, 1, g->cout, g->cin, nt, 1.0f, dzx, p->tc, v + xi * p->vs,
-              p->tc, 1.0f, du + xi * p->us, g->cin);
-    if (gx)
-      nn_pgemm(g->cin, nt, g->cout, u + xi * p->us, dzx, p->tc, 0,
-               dv + xi * p->vs, p->tc);
-  }
+  for (int xi = 0; xi < p->np; xi++)
+    backward_point(g, p, u, v, dz, du, gx ? dv : NULL, xi, nt);
   if (gx)
     for (int64_t c = 0; c < g->cin; c++)
       grad_input_channel(g, p, dv, r0, nr, gx, c, buf);
@@ -1036,15 +1050,8 @@ static void backward_sweep(const nn_conv2d_geom *g, const plan *p,
         input_channel(g, p, x, r0, nr, v, c, buf);
     }
 #pragma omp for schedule(static)
-    for (int xi = 0; xi < p->np; xi++) {
-      const float *dzx = dz + xi * p->zs;
-      if (du)
-        nn_gemm(1, 0, 1, g->cout, g->cin, nt, 1.0f, dzx, p->tc,
-                v + xi * p->vs, p->tc, 1.0f, du + xi * p->us, g->cin);
-      if (gx)
-        nn_pgemm(g->cin, nt, g->cout, u + xi * p->us, dzx, p->tc, 0,
-                 dv + xi * p->vs, p->tc);
-    }
+    for (int xi = 0; xi < p->np; xi++)
+      backward_point(g, p, u, v, dz, du, gx ? dv : NULL, xi, nt);
     if (gx) {
 #pragma omp for schedule(static)
       for (int64_t c = 0; c < g->cin; c++)

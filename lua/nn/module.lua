@@ -639,6 +639,12 @@ local function plain_c(m)
   return rawget(m, "_c") ~= nil and m.forward == CModule.forward and m.backward == CModule.backward
 end
 
+-- True when self has a child j and it is a plain C layer.
+local function c_child(self, j)
+  local m = rawget(self, j)
+  return m ~= nil and plain_c(m)
+end
+
 -- The C layer type of a plain C child ("ReLU"), or nil.
 local function c_type(m)
   return m ~= nil and plain_c(m) and m._c:type() or nil
@@ -683,7 +689,7 @@ local BN = {BatchNorm2d = true, BatchNorm1d = true}
 -- child i + 2 has consumed it.
 local function fusable(self, i, n)
   return i + 2 <= n and BN[c_type(rawget(self, i))] and c_type(rawget(self, i + 1)) == "ReLU"
-    and plain_c(rawget(self, i + 2))
+    and c_child(self, i + 2)
 end
 
 -- How many children from i (3, 2, or 0 for none) are a Conv2d, a
@@ -747,7 +753,7 @@ function Sequential:forward(x)
     local span = eval_fusable(self, i, n)
     -- training: Conv2d + ReLU only, whose output goes to a plain C child
     -- (nobody else sees it, so it can stand for the ReLU's input)
-    if keep and (span ~= 2 or not (i + 2 <= n and plain_c(rawget(self, i + 2)))) then span = 0 end
+    if keep and (span ~= 2 or not c_child(self, i + 2)) then span = 0 end
     local fused = span > 0
       and call_layer(self, i, "forward_bn_relu", span == 3 and rawget(self, i + 1)._c or nil, x)
     if fused then
@@ -775,14 +781,14 @@ function Sequential:forward(x)
       step = 2
     else
       y = call_child(self, i, "forward", x)
-      if recipe and i < n and PURE[c_type(m)] and plain_c(rawget(self, i + 1)) then
+      if recipe and PURE[c_type(m)] and c_child(self, i + 1) then
         -- a pure function of a recomputable output: recomputable too
         yrecipe = {child = i, of = recipe}
       end
       if made and y ~= x and plain_c(m) then
         if not keep then
           release(x)
-        elseif i < n and inputs[i - 1] ~= x and plain_c(rawget(self, i + 1)) and c_type(m) == "ReLU" then
+        elseif inputs[i - 1] ~= x and c_child(self, i + 1) and c_type(m) == "ReLU" then
           -- ReLU's backward only tests x > 0, and relu(x) > 0 exactly when
           -- x > 0: keep its output (the next child's input anyway) in place
           -- of its input, which then dies here and its buffer is reused
