@@ -921,17 +921,19 @@ static const float *prepared(conv2d *c, const nn_conv2d_geom *g) {
  * unbatched). */
 static int input_geom(const conv2d *c, const nn_tensor *x, nn_conv2d_geom *g,
                       nn_error *err) {
-  char got[160];
-  nn_tensor_shape_str(x, got, sizeof got);
-  if (x->ndim != 4 && x->ndim != 3)
+  char got[160]; /* x's shape, formatted for an error only */
+  if (x->ndim != 4 && x->ndim != 3) {
+    nn_tensor_shape_str(x, got, sizeof got);
     return nn_seterr(err,
                      "expected input of shape [N, %lld, H, W] or "
                      "[%lld, H, W], got %s",
                      (long long)c->cin, (long long)c->cin, got);
+  }
   int batched = x->ndim == 4;
   int64_t s[4] = {1, 0, 0, 0}; /* [N, C, H, W] with N = 1 when unbatched */
   for (int i = 0; i < x->ndim; i++) s[4 - x->ndim + i] = x->shape[i];
   if (s[1] != c->cin) {
+    nn_tensor_shape_str(x, got, sizeof got);
     if (batched)
       return nn_seterr(err, "expected input of shape [N, %lld, H, W], got %s",
                        (long long)c->cin, got);
@@ -940,13 +942,15 @@ static int input_geom(const conv2d *c, const nn_tensor *x, nn_conv2d_geom *g,
   }
   nn_conv2d_geom_set(g, s[0], c->cin, s[2], s[3], c->cout,
                      c->kh, c->kw, c->sh, c->sw, c->ph, c->pw);
-  if (g->ho <= 0 || g->wo <= 0)
+  if (g->ho <= 0 || g->wo <= 0) {
+    nn_tensor_shape_str(x, got, sizeof got);
     return nn_seterr(err,
                      "expected input with H >= %lld and W >= %lld "
                      "(kernel_size=(%d, %d), padding=(%d, %d)), got %s",
                      (long long)(c->kh - 2 * c->ph),
                      (long long)(c->kw - 2 * c->pw), c->kh, c->kw, c->ph,
                      c->pw, got);
+  }
   return 0;
 }
 

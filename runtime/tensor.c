@@ -346,6 +346,13 @@ void nn_free_floats(float *p) {
   }
 }
 
+size_t nn_alloc_live_bytes(void) {
+  pthread_mutex_lock(&arena_lock);
+  size_t n = live_bytes;
+  pthread_mutex_unlock(&arena_lock);
+  return n;
+}
+
 /* Checks a shape and returns its element count, or -1 with err. */
 static int64_t checked_numel(int ndim, const int64_t *shape, nn_error *err) {
   if (ndim < 0 || ndim > NN_MAX_DIMS) {

@@ -67,6 +67,10 @@ void nn_tensor_touch(nn_tensor *t);
 /* Allocates 64-byte aligned memory for n floats; NULL (with err) on failure. */
 float *nn_alloc_floats(int64_t n, nn_error *err);
 void nn_free_floats(float *p);
+/* Bytes of the large blocks (256 KiB and up) nn_alloc_floats has handed out
+ * and that are not yet freed, over all threads; 0 where they are not
+ * counted (AddressSanitizer builds, which use malloc). */
+size_t nn_alloc_live_bytes(void);
 
 /* New contiguous tensor of the given shape, zero-filled / uninitialised.
  * Fails on a negative dimension, too many dimensions, or out of memory. */

@@ -272,3 +272,43 @@ describe("Sequential memory savings", function()
     assert_same(g, gy)
   end)
 end)
+
+-- Resident set of this process, in MiB.
+local function rss_mib()
+  local f = assert(io.open("/proc/self/status", "r"))
+  local kb
+  for line in f:lines() do kb = kb or tonumber(line:match("^VmRSS:%s*(%d+)")) end
+  f:close()
+  return kb / 1024
+end
+
+describe("Tensor memory and Lua's collector", function()
+  it("collect dropped tensors before their storage piles up", function()
+    collectgarbage()
+    local before = rss_mib()
+    -- 300 tensors of 8 MiB, each dropped at once: 2.4 GiB in all, which
+    -- Lua's collector sees as 300 small boxes
+    for _ = 1, 300 do
+      local t = nn.ones(1024, 2048)
+    end
+    local grown = rss_mib() - before
+    assert.is_true(grown < 400, string.format("resident set grew by %.0f MiB", grown))
+  end)
+
+  it("do not run a collection for each big tensor", function()
+    local cycles = 0
+    local mt = {}
+    mt.__gc = function() cycles = cycles + 1; setmetatable({}, mt) end
+    collectgarbage()
+    setmetatable({}, mt)
+    local kept = {}
+    -- 64 tensors of 1 MiB, all kept: a cycle runs each time as much has
+    -- been made as was live after the last one (at least 16 MiB), so at
+    -- most about five
+    for i = 1, 64 do kept[i] = nn.zeros(256, 1024) end
+    assert.is_true(cycles <= 6, cycles .. " cycles")
+    kept = nil
+    collectgarbage()
+    assert.is_true(cycles >= 1)
+  end)
+end)
