@@ -130,6 +130,26 @@ static int l_layer_recompute_relu(lua_State *L) {
   return 1;
 }
 
+/* bn:backward_relu(x, coef, gy) -> gx: the gradient with respect to x of
+ * relu(bn:forward(x)) for a gradient gy of its output, after forward_relu
+ * returned coef; the ReLU's backward within BatchNorm's passes
+ * (nn_batchnorm_relu_backward). */
+static int l_layer_backward_relu(lua_State *L) {
+  nn_layer *l = checklayer(L, 1);
+  l_checktensor(L, 2); /* the arguments in order */
+  nn_tensor *coef = l_checktensor(L, 3);
+  l_checktensor(L, 4);
+  nn_tensor *xc = contiguous_arg(L, l, 2);
+  nn_error err;
+  nn_tensor *gc = nn_tensor_contiguous(l_checktensor(L, 4), &err), *gx = NULL;
+  int rc = gc ? nn_batchnorm_relu_backward(l, xc, coef, gc, &gx, &err) : -1;
+  nn_tensor_release(xc);
+  nn_tensor_release(gc);
+  if (rc != 0) return l_raise(L, l->ops->type, &err);
+  l_pushtensor(L, gx);
+  return 1;
+}
+
 /* conv:forward_bn_relu(bn, x) -> y or nil: relu(bn:forward(conv:forward(x)))
  * in one pass, for an eval-mode BatchNorm2d bn over conv's output channels
  * (nil: relu(conv:forward(x))) and a 4-D x; nil when they do not fit
@@ -405,6 +425,8 @@ static const luaL_Reg layer_methods[] = {{"forward", l_layer_forward},
                                           l_layer_forward_bn_relu},
                                          {"recompute_relu",
                                           l_layer_recompute_relu},
+                                         {"backward_relu",
+                                          l_layer_backward_relu},
                                          {"params", l_layer_params},
                                          {"buffers", l_layer_buffers},
                                          {"train", l_layer_train},

@@ -144,6 +144,15 @@ int nn_batchnorm_relu_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
 int nn_batchnorm_relu_recompute(nn_layer *l, nn_tensor *x,
                                 const nn_tensor *coef, nn_tensor **y,
                                 nn_error *err);
+/* Backward of relu(l.forward(x)) after nn_batchnorm_relu_forward(l, x)
+ * returned coef: *gx (owned) receives the gradient with respect to x of a
+ * grad_output gy of the ReLU's output, bit for bit what the ReLU's backward
+ * and then l's would give, the ReLU's mask taken from x and coef within
+ * l's passes.  l's parameter gradients accumulate as in its backward.  x
+ * and gy must be contiguous.  -1 with err on a wrong layer type or shape. */
+int nn_batchnorm_relu_backward(nn_layer *l, nn_tensor *x,
+                               const nn_tensor *coef, nn_tensor *gy,
+                               nn_tensor **gx, nn_error *err);
 /* When l is a BatchNorm2d in eval mode with c channels: fills mean, scale
  * and shift (c floats each) with the per-channel coefficients its forward
  * uses, y = (x - mean) * scale + shift, and returns 1; otherwise 0. */

@@ -37,21 +37,40 @@ static void shifted_sums(const float *x, int64_t n, float k, double *s1,
   }
 }
 
-/* sum(gy) and sum(gy * (x - mean)) over n values, added to sg and sgx. */
-static void grad_sums(const float *x, const float *gy, int64_t n, float mean,
-                      double *sg, double *sgx) {
+/* sum(gy) and sum(gy * (x - mean)) over n values, added to sg and sgx; with
+ * masked set, gy is taken as 0 where (x - m) * ra + rb > 0 fails: the
+ * gradient of a following ReLU's output, as relu_b masks it, on
+ * nn_affine_relu's value.  One body for both, so that the plain and the
+ * masked sums vectorise alike and give the same bits (memory_spec checks
+ * it; with gy loaded only where the mask holds, the masked loop did not
+ * vectorise, ran 30 times slower and summed in another order). */
+static inline void grad_sums_any(const float *x, const float *gy, int64_t n,
+                                 float mean, int masked, float m, float ra,
+                                 float rb, double *sg, double *sgx) {
   for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
     int64_t e = i0 + BLOCK < n ? i0 + BLOCK : n;
     float a = 0.0f, b = 0.0f;
 #pragma omp simd reduction(+ : a, b)
     for (int64_t i = i0; i < e; i++) {
-      float g = gy[i];
+      float v = (x[i] - m) * ra + rb, gi = gy[i];
+      float g = !masked || v > 0.0f ? gi : 0.0f;
       a += g;
       b += g * (x[i] - mean);
     }
     *sg += a;
     *sgx += b;
   }
+}
+
+static void grad_sums(const float *x, const float *gy, int64_t n, float mean,
+                      double *sg, double *sgx) {
+  grad_sums_any(x, gy, n, mean, 0, 0.0f, 0.0f, 0.0f, sg, sgx);
+}
+
+static void grad_sums_relu(const float *x, const float *gy, int64_t n,
+                           float mean, float m, float ra, float rb,
+                           double *sg, double *sgx) {
+  grad_sums_any(x, gy, n, mean, 1, m, ra, rb, sg, sgx);
 }
 
 /* Mean and biased variance of channel c in one pass, from sums shifted by
@@ -262,19 +281,6 @@ void nn_batchnorm_forward_eval(nn_ctx *ctx, const float *x, int64_t N,
                y, 0);
 }
 
-/* Per channel c: sum(gy) and sum(gy * (x - mean) * invstd), in double. */
-static void channel_grad_sums(const float *x, const float *gy, int64_t N,
-                              int64_t C, int64_t HW, int64_t c, float mean,
-                              float invstd, double *sum_gy,
-                              double *sum_gy_xhat) {
-  double sg = 0.0, sgx = 0.0;
-  for (int64_t n = 0; n < N; n++)
-    grad_sums(x + (n * C + c) * HW, gy + (n * C + c) * HW, HW, mean, &sg,
-              &sgx);
-  *sum_gy = sg;
-  *sum_gy_xhat = sgx * invstd;
-}
-
 /* gx = a * gy - b - q * (x - mean) over one plane. */
 static void grad_plane(const float *x, const float *gy, float *gx, int64_t n,
                        float mean, float a, float b, float q) {
@@ -282,25 +288,78 @@ static void grad_plane(const float *x, const float *gy, float *gx, int64_t n,
   for (int64_t i = 0; i < n; i++) gx[i] = a * gy[i] - b - q * (x[i] - mean);
 }
 
+/* grad_plane with gy masked as in grad_sums_relu. */
+static void grad_plane_relu(const float *x, const float *gy, float *gx,
+                            int64_t n, float mean, float a, float b, float q,
+                            float m, float ra, float rb) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    /* gy loaded unconditionally: a select, which vectorises (a
+     * conditional load did not, and its branch mispredicted) */
+    float v = (x[i] - m) * ra + rb, gi = gy[i];
+    float g = v > 0.0f ? gi : 0.0f;
+    gx[i] = a * g - b - q * (x[i] - mean);
+  }
+}
+
+/* Sums of plane b (channel c = b % C) into sg, sgx, gy masked when relu is
+ * not NULL (see nn_batchnorm_backward_train). */
+static inline void plane_sums(const float *x, const float *gy, int64_t b,
+                              int64_t c, int64_t C, int64_t HW, float mean,
+                              const float *relu, double *sg, double *sgx) {
+  if (relu)
+    grad_sums_relu(x + b * HW, gy + b * HW, HW, mean, relu[c], relu[C + c],
+                   relu[2 * C + c], sg, sgx);
+  else
+    grad_sums(x + b * HW, gy + b * HW, HW, mean, sg, sgx);
+}
+
+/* grad_plane of plane b (channel c = b % C), gy masked when relu is not
+ * NULL. */
+static inline void plane_grad(const float *x, const float *gy, float *gx,
+                              int64_t b, int64_t c, int64_t C, int64_t HW,
+                              float mean, float a, float bb, float q,
+                              const float *relu) {
+  int64_t o = b * HW;
+  if (relu)
+    grad_plane_relu(x + o, gy + o, gx + o, HW, mean, a, bb, q, relu[c],
+                    relu[C + c], relu[2 * C + c]);
+  else
+    grad_plane(x + o, gy + o, gx + o, HW, mean, a, bb, q);
+}
+
+/* Per channel c: sum(gy) and sum(gy * (x - mean) * invstd), in double; gy
+ * masked when relu is not NULL (plane_sums). */
+static void channel_grad_sums(const float *x, const float *gy, int64_t N,
+                              int64_t C, int64_t HW, int64_t c, float mean,
+                              float invstd, const float *relu, double *sum_gy,
+                              double *sum_gy_xhat) {
+  double sg = 0.0, sgx = 0.0;
+  for (int64_t n = 0; n < N; n++)
+    plane_sums(x, gy, n * C + c, c, C, HW, mean, relu, &sg, &sgx);
+  *sum_gy = sg;
+  *sum_gy_xhat = sgx * invstd;
+}
+
 /* gx of channel c from its sums: k * (gy - mean(gy) - xhat *
  * mean(gy * xhat)) with xhat = (x - mean) * invstd, k = invstd * weight. */
 static void channel_grad(const float *x, const float *gy, int64_t N, int64_t C,
                          int64_t HW, int64_t c, float mean, float invstd,
-                         float w, double sg, double sgx, float *gx) {
+                         float w, double sg, double sgx, const float *relu,
+                         float *gx) {
   int64_t M = N * HW;
   float k = invstd * w;
   float mg = (float)(sg / (double)M), mgx = (float)(sgx / (double)M);
-  for (int64_t n = 0; n < N; n++) {
-    int64_t o = (n * C + c) * HW;
-    grad_plane(x + o, gy + o, gx + o, HW, mean, k, k * mg, k * invstd * mgx);
-  }
+  for (int64_t n = 0; n < N; n++)
+    plane_grad(x, gy, gx, n * C + c, c, C, HW, mean, k, k * mg,
+               k * invstd * mgx, relu);
 }
 
 void nn_batchnorm_backward_train(nn_ctx *ctx, const float *x, const float *gy,
                                  int64_t N, int64_t C, int64_t HW,
                                  const float *weight, const float *save_mean,
-                                 const float *save_invstd, float *gx,
-                                 float *gweight, float *gbias) {
+                                 const float *save_invstd, const float *relu,
+                                 float *gx, float *gweight, float *gbias) {
   int64_t M = N * HW;
   if (M == 0) return;
   /* As the forward: sums per plane, then per channel (by every thread, one
@@ -315,12 +374,12 @@ void nn_batchnorm_backward_train(nn_ctx *ctx, const float *x, const float *gy,
     if (N * C * HW >= PAR_MIN)
     for (int64_t c = 0; c < C; c++) {
       double sg, sgx;
-      channel_grad_sums(x, gy, N, C, HW, c, save_mean[c], save_invstd[c], &sg,
-                        &sgx);
+      channel_grad_sums(x, gy, N, C, HW, c, save_mean[c], save_invstd[c], relu,
+                        &sg, &sgx);
       if (gweight) gweight[c] += (float)sgx;
       if (gbias) gbias[c] += (float)sg;
       channel_grad(x, gy, N, C, HW, c, save_mean[c], save_invstd[c],
-                   weight ? weight[c] : 1.0f, sg, sgx, gx);
+                   weight ? weight[c] : 1.0f, sg, sgx, relu, gx);
     }
     return;
   }
@@ -329,7 +388,8 @@ void nn_batchnorm_backward_train(nn_ctx *ctx, const float *x, const float *gy,
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < N * C; b++) {
       double sg = 0.0, sgx = 0.0;
-      grad_sums(x + b * HW, gy + b * HW, HW, save_mean[b % C], &sg, &sgx);
+      int64_t c = b % C;
+      plane_sums(x, gy, b, c, C, HW, save_mean[c], relu, &sg, &sgx);
       part[2 * b] = sg;
       part[2 * b + 1] = sgx;
     }
@@ -351,8 +411,8 @@ void nn_batchnorm_backward_train(nn_ctx *ctx, const float *x, const float *gy,
 #pragma omp for schedule(static) nowait
     for (int64_t b = 0; b < N * C; b++) {
       int64_t c = b % C;
-      grad_plane(x + b * HW, gy + b * HW, gx + b * HW, HW, save_mean[c],
-                 cf[3 * c], cf[3 * c + 1], cf[3 * c + 2]);
+      plane_grad(x, gy, gx, b, c, C, HW, save_mean[c], cf[3 * c],
+                 cf[3 * c + 1], cf[3 * c + 2], relu);
     }
   }
   free(part);
@@ -372,7 +432,7 @@ void nn_batchnorm_backward_eval(nn_ctx *ctx, const float *x, const float *gy,
     float invstd = (float)(1.0 / sqrt((double)running_var[c] + eps));
     if (gweight || gbias) {
       double sg, sgx;
-      channel_grad_sums(x, gy, N, C, HW, c, mean, invstd, &sg, &sgx);
+      channel_grad_sums(x, gy, N, C, HW, c, mean, invstd, NULL, &sg, &sgx);
       if (gweight) gweight[c] += (float)sgx;
       if (gbias) gbias[c] += (float)sg;
     }
@@ -504,11 +564,39 @@ static int bn_forward(nn_layer *l, nn_tensor *x, nn_tensor **y,
   return forward(l, x, y, 0, NULL, err);
 }
 
+/* gy masked by a ReLU after the layer whose input was computed with the
+ * per-channel coefficients k ([3, C]: m, a, b; see nn_affine_relu): a new
+ * tensor, or NULL with err. */
+static nn_tensor *relu_masked(nn_ctx *ctx, const nn_tensor *x,
+                              const nn_tensor *gy, const float *k, int64_t N,
+                              int64_t C, int64_t HW, nn_error *err) {
+  nn_tensor *t = nn_tensor_empty(gy->ndim, gy->shape, err);
+  if (!t) return NULL;
+  const float *xd = nn_data(x), *gd = nn_data(gy);
+  float *td = nn_data(t);
+#pragma omp parallel for num_threads(ctx->num_threads) schedule(static) \
+    if (N * C * HW >= PAR_MIN)
+  for (int64_t p = 0; p < N * C; p++) {
+    int64_t c = p % C;
+    const float *xp = xd + p * HW, *gp = gd + p * HW;
+    float *tp = td + p * HW;
+    float m = k[c], a = k[C + c], b = k[2 * C + c];
+#pragma omp simd
+    for (int64_t i = 0; i < HW; i++) {
+      float v = (xp[i] - m) * a + b, gi = gp[i];
+      tp[i] = v > 0.0f ? gi : 0.0f;
+    }
+  }
+  return t;
+}
+
 /* Follows the mode of the last forward of this input shape (train: through
  * the batch statistics saved by it), else the current mode, recomputing the
- * batch statistics from x when needed. */
-static int bn_backward(nn_layer *l, nn_tensor *x, nn_tensor *gy,
-                       nn_tensor **gx, nn_error *err) {
+ * batch statistics from x when needed.  With relu ([3, C], not NULL) gy is
+ * the gradient of a following ReLU's output, masked here (see
+ * nn_batchnorm_relu_backward). */
+static int backward(nn_layer *l, nn_tensor *x, nn_tensor *gy,
+                    const float *relu, nn_tensor **gx, nn_error *err) {
   bn_layer *b = (bn_layer *)l;
   int64_t N, HW;
   if (bn_dims(b, x, &N, &HW, err)) return -1;
@@ -532,16 +620,30 @@ static int bn_backward(nn_layer *l, nn_tensor *x, nn_tensor *gy,
       nn_batchnorm_stats(l->ctx, nn_data(x), N, b->c, HW, b->eps, b->save_mean,
                          b->save_invstd);
     nn_batchnorm_backward_train(l->ctx, nn_data(x), nn_data(gy), N, b->c, HW,
-                                nn_data(w), b->save_mean, b->save_invstd,
+                                nn_data(w), b->save_mean, b->save_invstd, relu,
                                 nn_data(g), gw, gb);
   } else {
-    nn_batchnorm_backward_eval(l->ctx, nn_data(x), nn_data(gy), N, b->c, HW,
+    /* rare (a training forward's recipe, then eval statistics): the mask
+     * in a pass of its own */
+    nn_tensor *gm = relu ? relu_masked(l->ctx, x, gy, relu, N, b->c, HW, err)
+                         : nn_tensor_retain(gy);
+    if (!gm) {
+      nn_tensor_release(g);
+      return -1;
+    }
+    nn_batchnorm_backward_eval(l->ctx, nn_data(x), nn_data(gm), N, b->c, HW,
                                nn_data(w), nn_data(BN_RMEAN(l)),
                                nn_data(BN_RVAR(l)), b->eps, nn_data(g), gw,
                                gb);
+    nn_tensor_release(gm);
   }
   *gx = g;
   return 0;
+}
+
+static int bn_backward(nn_layer *l, nn_tensor *x, nn_tensor *gy,
+                       nn_tensor **gx, nn_error *err) {
+  return backward(l, x, gy, NULL, gx, err);
 }
 
 static void bn_extra_repr(const nn_layer *l, char *buf, size_t n) {
@@ -637,6 +739,29 @@ int nn_batchnorm_eval_coefficients(const nn_layer *l, int64_t c, float *mean,
   return 1;
 }
 
+/* Checks that coef is forward_relu's [3, C] for layer b. */
+static int check_coef(const bn_layer *b, const nn_tensor *coef,
+                      nn_error *err) {
+  if (nn_tensor_is_contiguous(coef) && coef->ndim == 2 &&
+      coef->shape[0] == 3 && coef->shape[1] == b->c)
+    return 0;
+  char cs[160];
+  nn_tensor_shape_str(coef, cs, sizeof cs);
+  return nn_seterr(err, "expected coefficients of shape [3, %lld], got %s",
+                   (long long)b->c, cs);
+}
+
+int nn_batchnorm_relu_backward(nn_layer *l, nn_tensor *x,
+                               const nn_tensor *coef, nn_tensor *gy,
+                               nn_tensor **gx, nn_error *err) {
+  *gx = NULL;
+  if (!is_batchnorm(l, err)) return -1;
+  if (check_coef((bn_layer *)l, coef, err)) return -1;
+  if (!nn_tensor_is_contiguous(x) || !nn_tensor_is_contiguous(gy))
+    return nn_seterr(err, "input and grad_output must be contiguous");
+  return backward(l, x, gy, nn_data(coef), gx, err);
+}
+
 int nn_batchnorm_relu_recompute(nn_layer *l, nn_tensor *x,
                                 const nn_tensor *coef, nn_tensor **y,
                                 nn_error *err) {
@@ -647,13 +772,7 @@ int nn_batchnorm_relu_recompute(nn_layer *l, nn_tensor *x,
   if (bn_dims(b, x, &N, &HW, err)) return -1;
   if (!nn_tensor_is_contiguous(x))
     return nn_seterr(err, "input must be contiguous");
-  if (!nn_tensor_is_contiguous(coef) || coef->ndim != 2 ||
-      coef->shape[0] != 3 || coef->shape[1] != C) {
-    char cs[160];
-    nn_tensor_shape_str(coef, cs, sizeof cs);
-    return nn_seterr(err, "expected coefficients of shape [3, %lld], got %s",
-                     (long long)C, cs);
-  }
+  if (check_coef(b, coef, err)) return -1;
   nn_tensor *out = nn_layer_output(l, x->ndim, x->shape, err);
   if (!out) return -1;
   const float *k = nn_data(coef), *xd = nn_data(x);

@@ -63,12 +63,16 @@ void nn_batchnorm_forward_eval(nn_ctx *ctx, const float *x, int64_t N,
  *   gx = weight * invstd * (gy - sum(gy) / M - xhat * sum(gy * xhat) / M).
  * save_mean / save_invstd are the statistics of this x (from the forward or
  * nn_batchnorm_stats).  gweight += sum(gy * xhat) and gbias += sum(gy) per
- * channel unless NULL.  gx may alias gy. */
+ * channel unless NULL.  gx may alias gy.  With relu not NULL ([3, C]: per
+ * channel the m, a, b a following ReLU's input was computed with, as by
+ * nn_affine_relu), gy is the gradient of that ReLU's output: it is taken
+ * as 0 where (x - m) * a + b > 0 fails, which is the ReLU's backward, bit
+ * for bit, without a pass of its own. */
 void nn_batchnorm_backward_train(nn_ctx *ctx, const float *x, const float *gy,
                                  int64_t N, int64_t C, int64_t HW,
                                  const float *weight, const float *save_mean,
-                                 const float *save_invstd, float *gx,
-                                 float *gweight, float *gbias);
+                                 const float *save_invstd, const float *relu,
+                                 float *gx, float *gweight, float *gbias);
 
 /* Eval backward, through the affine map with the running statistics:
  * gx = gy * weight / sqrt(running_var + eps); gweight += sum(gy * xhat),

@@ -227,7 +227,7 @@ describe("Sequential memory savings", function()
     end
   end)
 
-  it("run BatchNorm + ReLU as one layer pass, bit for bit", function()
+  it("run BatchNorm + ReLU as one layer pass, forward and backward, bit for bit", function()
     nn.manual_seed(6)
     local bn, bn2 = nn.BatchNorm2d(3), nn.BatchNorm2d(3)
     bn2:load_state_dict(bn:state_dict())
@@ -235,8 +235,15 @@ describe("Sequential memory savings", function()
     for _, training in ipairs{true, false} do
       bn:train(training); bn2:train(training)
       local y, coef = bn._c:forward_relu(x)
-      local want = nn.ReLU():forward(bn2:forward(x))
+      local pre = bn2:forward(x)
+      local want = nn.ReLU():forward(pre)
       assert_same(y, want, "fused output")
+      assert_same_state(bn, bn2)
+      -- the backward, the ReLU's mask within BatchNorm's passes (about half
+      -- of pre is negative, so a mask taken wrongly shows)
+      local gy = nn.randn(4, 3, 5, 5)
+      local gx = bn._c:backward_relu(x, coef, gy)
+      assert_same(gx, bn2:backward(x, nn.ReLU():backward(pre, gy)), "fused input gradient")
       assert_same_state(bn, bn2)
       bn:forward(other) -- the coefficients do not depend on the layer's state
       assert_same(bn._c:recompute_relu(x, coef), want, "recomputed output")
@@ -246,6 +253,13 @@ describe("Sequential memory savings", function()
                      "ReLU: expected a BatchNorm1d or BatchNorm2d layer, got ReLU")
     assert.has_error(function() bn._c:recompute_relu(x, nn.zeros(2, 3)) end,
                      "BatchNorm2d: expected coefficients of shape [3, 3], got [2, 3]")
+    local _, coef = bn._c:forward_relu(x)
+    assert.has_error(function() bn._c:backward_relu(x, nn.zeros(3, 4), x) end,
+                     "BatchNorm2d: expected coefficients of shape [3, 3], got [3, 4]")
+    assert.has_error(function() bn._c:backward_relu(x, coef, nn.zeros(4, 3)) end,
+                     "BatchNorm2d: expected grad_output of shape [4, 3, 5, 5], got [4, 3]")
+    assert.has_error(function() nn.ReLU()._c:backward_relu(x, coef, x) end,
+                     "ReLU: expected a BatchNorm1d or BatchNorm2d layer, got ReLU")
   end)
 
   it("write an activation's gradient over grad_output only when nobody else sees it", function()

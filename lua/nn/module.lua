@@ -671,9 +671,9 @@ local function call_child(self, i, method, a, b)
 end
 
 -- The same for a method of a plain C child's layer handle (m._c).
-local function call_layer(self, i, method, a, b)
+local function call_layer(self, i, method, ...)
   local m = rawget(self, i)
-  local ok, r, r2 = pcall(m._c[method], m._c, a, b)
+  local ok, r, r2 = pcall(m._c[method], m._c, ...)
   if not ok then error(child_error(self, i, m, r), 0) end
   return r, r2
 end
@@ -829,7 +829,8 @@ end
 -- backward(x, gy): runs the children's backward in reverse order on the
 -- inputs kept by the last forward(x), releasing each one (when no one else
 -- sees it) once no backward of this pass needs it; elementwise activations
--- write their gradient over one nobody else sees.  A second backward
+-- write their gradient over one nobody else sees, and the ReLU of a fused
+-- BatchNorm + ReLU runs within the BatchNorm's backward.  A second backward
 -- (gradient accumulation) reruns the forward first, with the same random
 -- numbers and without touching the running statistics, so it gets the same
 -- gradients.  When x is not that input, or the forward ran in eval mode,
@@ -857,17 +858,27 @@ function Sequential:backward(x, gy)
     end
     return made[r]
   end
+  local coef -- set while a fused BatchNorm + ReLU's ReLU waits for its BatchNorm
   for i = n, 1, -1 do
     local m = rawget(self, i)
     local xi = inputs[i]
-    if type(xi) == "table" then xi = make(xi) end
     -- gy was made by child i + 1 and seen by nobody else
     local mine = gy ~= gy0 and plain_c(rawget(self, i + 1))
     local g
-    if mine and plain_c(m) then
-      g = call_layer(self, i, "backward_", xi, gy)
+    if type(xi) == "table" and xi.bn == i - 1 then
+      -- the ReLU of a fused BatchNorm + ReLU: its backward runs within the
+      -- BatchNorm's (its mask from the BatchNorm's input and coefficients)
+      g, coef = gy, xi.coef
+    elseif coef then
+      g = call_layer(self, i, "backward_relu", xi, coef, gy)
+      coef = nil
     else
-      g = call_child(self, i, "backward", xi, gy)
+      if type(xi) == "table" then xi = make(xi) end
+      if mine and plain_c(m) then
+        g = call_layer(self, i, "backward_", xi, gy)
+      else
+        g = call_child(self, i, "backward", xi, gy)
+      end
     end
     if mine and g ~= gy and plain_c(m) then release(gy) end
     -- Child i's input is dead for this pass unless child i - 1 shares it.
