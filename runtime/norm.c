@@ -37,40 +37,37 @@ static void shifted_sums(const float *x, int64_t n, float k, double *s1,
   }
 }
 
+/* The gradient of relu(v)'s input, v = (x - m) * a + b as nn_affine_relu
+ * computes it, for the gradient g of its output: g where v > 0, else 0 (as
+ * relu_b masks it).  g is loaded by the caller whatever the mask: a select,
+ * which vectorises (a conditional load of gy left the masked loops scalar,
+ * about 28 times slower). */
+static inline float relu_grad(float x, float g, float m, float a, float b) {
+  float v = (x - m) * a + b;
+  return v > 0.0f ? g : 0.0f;
+}
+
 /* sum(gy) and sum(gy * (x - mean)) over n values, added to sg and sgx; with
- * masked set, gy is taken as 0 where (x - m) * ra + rb > 0 fails: the
- * gradient of a following ReLU's output, as relu_b masks it, on
- * nn_affine_relu's value.  One body for both, so that the plain and the
- * masked sums vectorise alike and give the same bits (memory_spec checks
- * it; with gy loaded only where the mask holds, the masked loop did not
- * vectorise, ran 30 times slower and summed in another order). */
-static inline void grad_sums_any(const float *x, const float *gy, int64_t n,
-                                 float mean, int masked, float m, float ra,
-                                 float rb, double *sg, double *sgx) {
+ * masked set, gy masked by relu_grad with m, ra, rb: the gradient of a
+ * following ReLU's output.  One body for both, called with masked constant,
+ * so that the plain and the masked sums vectorise alike and give the same
+ * bits (memory_spec checks it; two separate loops summed in different
+ * orders). */
+static inline void grad_sums(const float *x, const float *gy, int64_t n,
+                             float mean, int masked, float m, float ra,
+                             float rb, double *sg, double *sgx) {
   for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
     int64_t e = i0 + BLOCK < n ? i0 + BLOCK : n;
     float a = 0.0f, b = 0.0f;
 #pragma omp simd reduction(+ : a, b)
     for (int64_t i = i0; i < e; i++) {
-      float v = (x[i] - m) * ra + rb, gi = gy[i];
-      float g = !masked || v > 0.0f ? gi : 0.0f;
+      float g = masked ? relu_grad(x[i], gy[i], m, ra, rb) : gy[i];
       a += g;
       b += g * (x[i] - mean);
     }
     *sg += a;
     *sgx += b;
   }
-}
-
-static void grad_sums(const float *x, const float *gy, int64_t n, float mean,
-                      double *sg, double *sgx) {
-  grad_sums_any(x, gy, n, mean, 0, 0.0f, 0.0f, 0.0f, sg, sgx);
-}
-
-static void grad_sums_relu(const float *x, const float *gy, int64_t n,
-                           float mean, float m, float ra, float rb,
-                           double *sg, double *sgx) {
-  grad_sums_any(x, gy, n, mean, 1, m, ra, rb, sg, sgx);
 }
 
 /* Mean and biased variance of channel c in one pass, from sums shifted by
@@ -281,23 +278,15 @@ void nn_batchnorm_forward_eval(nn_ctx *ctx, const float *x, int64_t N,
                y, 0);
 }
 
-/* gx = a * gy - b - q * (x - mean) over one plane. */
-static void grad_plane(const float *x, const float *gy, float *gx, int64_t n,
-                       float mean, float a, float b, float q) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; i++) gx[i] = a * gy[i] - b - q * (x[i] - mean);
-}
-
-/* grad_plane with gy masked as in grad_sums_relu. */
-static void grad_plane_relu(const float *x, const float *gy, float *gx,
-                            int64_t n, float mean, float a, float b, float q,
-                            float m, float ra, float rb) {
+/* gx = a * gy - b - q * (x - mean) over one plane, gy masked as in
+ * grad_sums when masked is set. */
+static inline void grad_plane(const float *x, const float *gy, float *gx,
+                              int64_t n, float mean, float a, float b,
+                              float q, int masked, float m, float ra,
+                              float rb) {
 #pragma omp simd
   for (int64_t i = 0; i < n; i++) {
-    /* gy loaded unconditionally: a select, which vectorises (a
-     * conditional load did not, and its branch mispredicted) */
-    float v = (x[i] - m) * ra + rb, gi = gy[i];
-    float g = v > 0.0f ? gi : 0.0f;
+    float g = masked ? relu_grad(x[i], gy[i], m, ra, rb) : gy[i];
     gx[i] = a * g - b - q * (x[i] - mean);
   }
 }
@@ -307,11 +296,12 @@ static void grad_plane_relu(const float *x, const float *gy, float *gx,
 static inline void plane_sums(const float *x, const float *gy, int64_t b,
                               int64_t c, int64_t C, int64_t HW, float mean,
                               const float *relu, double *sg, double *sgx) {
+  x += b * HW, gy += b * HW;
   if (relu)
-    grad_sums_relu(x + b * HW, gy + b * HW, HW, mean, relu[c], relu[C + c],
-                   relu[2 * C + c], sg, sgx);
+    grad_sums(x, gy, HW, mean, 1, relu[c], relu[C + c], relu[2 * C + c], sg,
+              sgx);
   else
-    grad_sums(x + b * HW, gy + b * HW, HW, mean, sg, sgx);
+    grad_sums(x, gy, HW, mean, 0, 0.0f, 0.0f, 0.0f, sg, sgx);
 }
 
 /* grad_plane of plane b (channel c = b % C), gy masked when relu is not
@@ -320,12 +310,12 @@ static inline void plane_grad(const float *x, const float *gy, float *gx,
                               int64_t b, int64_t c, int64_t C, int64_t HW,
                               float mean, float a, float bb, float q,
                               const float *relu) {
-  int64_t o = b * HW;
+  x += b * HW, gy += b * HW, gx += b * HW;
   if (relu)
-    grad_plane_relu(x + o, gy + o, gx + o, HW, mean, a, bb, q, relu[c],
-                    relu[C + c], relu[2 * C + c]);
+    grad_plane(x, gy, gx, HW, mean, a, bb, q, 1, relu[c], relu[C + c],
+               relu[2 * C + c]);
   else
-    grad_plane(x + o, gy + o, gx + o, HW, mean, a, bb, q);
+    grad_plane(x, gy, gx, HW, mean, a, bb, q, 0, 0.0f, 0.0f, 0.0f);
 }
 
 /* Per channel c: sum(gy) and sum(gy * (x - mean) * invstd), in double; gy
@@ -582,10 +572,7 @@ static nn_tensor *relu_masked(nn_ctx *ctx, const nn_tensor *x,
     float *tp = td + p * HW;
     float m = k[c], a = k[C + c], b = k[2 * C + c];
 #pragma omp simd
-    for (int64_t i = 0; i < HW; i++) {
-      float v = (xp[i] - m) * a + b, gi = gp[i];
-      tp[i] = v > 0.0f ? gi : 0.0f;
-    }
+    for (int64_t i = 0; i < HW; i++) tp[i] = relu_grad(xp[i], gp[i], m, a, b);
   }
   return t;
 }

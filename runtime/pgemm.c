@@ -155,6 +155,19 @@ kernel_avx512(int64_t K, const float *ap, const float *b, int64_t ldb,
 }
 #endif
 
+/* Each kernel (indexed by NN_PGEMM_*) with the block of C it holds. */
+typedef struct {
+  kernel_fn *fn;
+  int mr, nr;
+} kernel_info;
+static const kernel_info KERNELS[] = {
+    [NN_PGEMM_GENERIC] = {kernel_generic, MR_GENERIC, NR_GENERIC},
+#if PGEMM_X86
+    [NN_PGEMM_AVX2] = {kernel_avx2, MR_AVX2, NR_AVX2},
+    [NN_PGEMM_AVX512] = {kernel_avx512, MR_AVX512, NR_AVX512},
+#endif
+};
+
 /* The kernel in use, -1 until first asked. */
 static _Atomic int current = -1;
 
@@ -197,12 +210,7 @@ int nn_pgemm_select(int isa) {
   return old;
 }
 
-int nn_pgemm_mr(void) {
-  int isa = nn_pgemm_isa();
-  return isa == NN_PGEMM_AVX512 ? MR_AVX512
-         : isa == NN_PGEMM_AVX2 ? MR_AVX2
-                                : MR_GENERIC;
-}
+int nn_pgemm_mr(void) { return KERNELS[nn_pgemm_isa()].mr; }
 
 int64_t nn_pgemm_packed_size(int64_t M, int64_t K) {
   int64_t mr = nn_pgemm_mr();
@@ -225,22 +233,13 @@ void nn_pgemm_pack(int ta, int64_t M, int64_t K, const float *A, int64_t lda,
 
 void nn_pgemm(int64_t M, int64_t N, int64_t K, const float *ap,
               const float *B, int64_t ldb, int acc, float *C, int64_t ldc) {
-  int isa = nn_pgemm_isa();
-  kernel_fn *kernel = kernel_generic;
-  int mr = MR_GENERIC, nr = NR_GENERIC;
-#if PGEMM_X86
-  if (isa == NN_PGEMM_AVX512)
-    kernel = kernel_avx512, mr = MR_AVX512, nr = NR_AVX512;
-  else if (isa == NN_PGEMM_AVX2)
-    kernel = kernel_avx2, mr = MR_AVX2, nr = NR_AVX2;
-#else
-  (void)isa;
-#endif
+  const kernel_info *kn = &KERNELS[nn_pgemm_isa()];
+  int mr = kn->mr, nr = kn->nr;
   for (int64_t i0 = 0; i0 < M; i0 += mr) {
     int rows = M - i0 < mr ? (int)(M - i0) : mr;
     for (int64_t j0 = 0; j0 < N; j0 += nr) {
       int cols = N - j0 < nr ? (int)(N - j0) : nr;
-      kernel(K, ap + i0 * K, B + j0, ldb, C + i0 * ldc + j0, ldc, rows, cols,
+      kn->fn(K, ap + i0 * K, B + j0, ldb, C + i0 * ldc + j0, ldc, rows, cols,
              acc);
     }
   }

@@ -858,20 +858,25 @@ function Sequential:backward(x, gy)
     end
     return made[r]
   end
-  local coef -- set while a fused BatchNorm + ReLU's ReLU waits for its BatchNorm
+  -- The recipe of a fused BatchNorm + ReLU whose BatchNorm is child j (the
+  -- ReLU's input, see fusable), or nil.
+  local function fused_bn(j)
+    local r = inputs[j + 1]
+    return type(r) == "table" and r.bn == j and r or nil
+  end
   for i = n, 1, -1 do
     local m = rawget(self, i)
     local xi = inputs[i]
     -- gy was made by child i + 1 and seen by nobody else
     local mine = gy ~= gy0 and plain_c(rawget(self, i + 1))
     local g
-    if type(xi) == "table" and xi.bn == i - 1 then
+    local fused = fused_bn(i)
+    if fused_bn(i - 1) then
       -- the ReLU of a fused BatchNorm + ReLU: its backward runs within the
       -- BatchNorm's (its mask from the BatchNorm's input and coefficients)
-      g, coef = gy, xi.coef
-    elseif coef then
-      g = call_layer(self, i, "backward_relu", xi, coef, gy)
-      coef = nil
+      g = gy
+    elseif fused then
+      g = call_layer(self, i, "backward_relu", xi, fused.coef, gy)
     else
       if type(xi) == "table" then xi = make(xi) end
       if mine and plain_c(m) then
